@@ -1,0 +1,315 @@
+//! Command-line definitions. The doc comments here are the `--help` text.
+//!
+//! Every option is `Option<_>` without a clap default so that the settings layer can tell an
+//! option the user gave (command line or `VT_ENRICH_…` environment variable) from one that should
+//! come from the config file or the built-in default.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit::EXIT_CODES_HELP;
+
+const ENRICH_EXAMPLES: &str = "\
+Examples:
+  Nightly job (firewall export, shared key, small quota):
+    vt-enrich enrich fw.csv.gz --column src_ip --column dst_ip -o fw.parquet --summary-json run.json
+  Data scientist (saved responses, no API call):
+    vt-enrich enrich ips.txt --from responses.jsonl -o ips.parquet
+  Analyst (pipe a list, CSV for a spreadsheet):
+    cat ips.txt | vt-enrich enrich -o lookups.csv
+    vt-enrich enrich ips.txt -o - > lookups.csv
+
+The API key is read from VT_API_KEY, from `api_key` in the config file, or from --api-key-file.
+Settings precedence: command line, VT_ENRICH_* environment variables, config file, built-in defaults.";
+
+fn enrich_after_help() -> String {
+    format!("{ENRICH_EXAMPLES}\n\n{EXIT_CODES_HELP}")
+}
+
+/// Enrich IP addresses in bulk with VirusTotal API v3 IP address objects, written as typed
+/// Parquet or CSV.
+#[derive(Debug, Parser)]
+#[command(name = "vt-enrich", version, about, after_help = concat!(
+    "Examples:\n",
+    "  VT_API_KEY=... vt-enrich enrich fw.csv.gz --column dst_ip -o enriched.parquet\n",
+    "  vt-enrich flatten responses/ -o ips.parquet\n",
+    "  vt-enrich schema\n\n",
+    "Run `vt-enrich enrich --help` for the examples of each kind of use."
+))]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted by every subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Less log output on stderr (errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub quiet: u8,
+
+    /// Config file (TOML). Default: `$XDG_CONFIG_HOME/vt-enrich/config.toml` if it exists.
+    #[arg(long, env = "VT_ENRICH_CONFIG", global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Look up every address of the input and write one row per distinct address.
+    #[command(after_help = enrich_after_help())]
+    Enrich(Box<EnrichArgs>),
+
+    /// Turn saved VirusTotal IP address documents into a table, without any input list or API call.
+    #[command(after_help = "Example:\n  vt-enrich flatten responses/ saved.jsonl -o ips.parquet")]
+    Flatten(FlattenArgs),
+
+    /// Print every output column with its type and meaning.
+    Schema(SchemaArgs),
+
+    /// Print shell completions for bash, zsh or fish.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff) generated from the same definitions as --help.
+    #[command(hide = true)]
+    Manpage,
+}
+
+/// Options of `vt-enrich enrich`.
+#[derive(Debug, Args)]
+pub struct EnrichArgs {
+    /// Input files (CSV/TSV with a header, or one address per line; gzip and zstd are detected).
+    /// None, or `-`, reads stdin.
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// CSV column holding addresses (repeatable). Default: every column whose values parse as IPs.
+    #[arg(
+        long = "column",
+        value_name = "NAME",
+        env = "VT_ENRICH_COLUMN",
+        value_delimiter = ','
+    )]
+    pub columns: Vec<String>,
+
+    /// How to read the input: `csv` (header row), `text` (one value per line) or `auto`.
+    #[arg(long, value_enum, env = "VT_ENRICH_INPUT_FORMAT")]
+    pub input_format: Option<InputFormatArg>,
+
+    /// CSV delimiter, one character (default: detected among `,` `;` tab `|`).
+    #[arg(long, env = "VT_ENRICH_DELIMITER", value_name = "CHAR")]
+    pub delimiter: Option<char>,
+
+    /// Also send private, loopback, link-local, CGNAT, multicast, documentation and reserved
+    /// addresses (by default they get status `skipped`).
+    #[arg(long, env = "VT_ENRICH_INCLUDE_PRIVATE")]
+    pub include_private: bool,
+
+    /// Answer lookups from saved VirusTotal JSON documents instead of the API: a directory of
+    /// `*.json` files or a JSON Lines file. Addresses without a document get `not_found`.
+    #[arg(long, value_name = "PATH", env = "VT_ENRICH_FROM")]
+    pub from: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Options that shape the output table(s), shared by `enrich` and `flatten`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output file (`.parquet`, `.csv`, `.tsv`), or `-` for CSV on stdout.
+    #[arg(short, long, value_name = "PATH", env = "VT_ENRICH_OUTPUT")]
+    pub output: PathBuf,
+
+    /// Output format; default from the extension of --output.
+    #[arg(long, value_enum, env = "VT_ENRICH_FORMAT")]
+    pub format: Option<FormatArg>,
+
+    /// Per-engine verdicts: `long` (a second table `<stem>.engines.<ext>`, one row per address and
+    /// engine), `wide` (one column per engine) or `none`.
+    #[arg(long, value_enum, env = "VT_ENRICH_ENGINES")]
+    pub engines: Option<EnginesArg>,
+
+    /// Path of the engines table in `long` mode (default: `<stem>.engines.<ext>` next to --output).
+    #[arg(long, value_name = "PATH", env = "VT_ENRICH_ENGINES_OUTPUT")]
+    pub engines_output: Option<PathBuf>,
+
+    /// Write CSV cells that start with `=`, `+`, `-`, `@`, tab or CR as they are, instead of
+    /// prefixing them with `'` so that spreadsheets do not run them as formulas.
+    #[arg(long, env = "VT_ENRICH_NO_FORMULA_ESCAPE")]
+    pub no_formula_escape: bool,
+
+    /// Also write the run summary as JSON to this file (for schedulers).
+    #[arg(long, value_name = "PATH", env = "VT_ENRICH_SUMMARY_JSON")]
+    pub summary_json: Option<PathBuf>,
+
+    /// Progress display on stderr: `auto` (a bar on a terminal, periodic log lines otherwise),
+    /// `bar`, `log` or `none`.
+    #[arg(long, value_enum, env = "VT_ENRICH_PROGRESS")]
+    pub progress: Option<ProgressArg>,
+}
+
+/// Options of the fetch stage: where the API is, how fast and how hard to try.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// API root; paths such as `/ip_addresses/{ip}` are appended to it.
+    #[arg(long, value_name = "URL", env = "VT_ENRICH_API_URL")]
+    pub api_url: Option<String>,
+
+    /// File whose first line is the API key (instead of VT_API_KEY or the config file).
+    #[arg(long, value_name = "PATH", env = "VT_ENRICH_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Quota profile from the config file (built in: `public`, `unlimited`).
+    #[arg(long, value_name = "NAME", env = "VT_ENRICH_PROFILE")]
+    pub profile: Option<String>,
+
+    /// Requests per minute (0 = no limit). Default from the profile; public API: 4.
+    #[arg(long, value_name = "N", env = "VT_ENRICH_PER_MINUTE")]
+    pub per_minute: Option<u32>,
+
+    /// Requests per UTC day (0 = no limit). Default from the profile; public API: 500.
+    #[arg(long, value_name = "N", env = "VT_ENRICH_PER_DAY")]
+    pub per_day: Option<u32>,
+
+    /// Requests per UTC month (0 = no limit). Default from the profile; public API: 15500.
+    #[arg(long, value_name = "N", env = "VT_ENRICH_PER_MONTH")]
+    pub per_month: Option<u32>,
+
+    /// Maximum requests in flight at once [default: 4].
+    #[arg(long, value_name = "N", env = "VT_ENRICH_CONCURRENCY")]
+    pub concurrency: Option<u32>,
+
+    /// Retries after the first attempt of a lookup [default: 6].
+    #[arg(long, value_name = "N", env = "VT_ENRICH_MAX_RETRIES")]
+    pub max_retries: Option<u32>,
+
+    /// First retry backoff in seconds, doubled at each retry, with full jitter [default: 1].
+    #[arg(long, value_name = "SECS", env = "VT_ENRICH_BACKOFF_BASE")]
+    pub backoff_base: Option<f64>,
+
+    /// Longest backoff between two retries, in seconds [default: 60].
+    #[arg(long, value_name = "SECS", env = "VT_ENRICH_BACKOFF_MAX")]
+    pub backoff_max: Option<f64>,
+
+    /// TCP and TLS connect timeout in seconds [default: 10].
+    #[arg(long, value_name = "SECS", env = "VT_ENRICH_CONNECT_TIMEOUT")]
+    pub connect_timeout: Option<f64>,
+
+    /// Longest wait for the next bytes of a response, in seconds [default: 30].
+    #[arg(long, value_name = "SECS", env = "VT_ENRICH_READ_TIMEOUT")]
+    pub read_timeout: Option<f64>,
+
+    /// Seconds a 429 `QuotaExceededError` must persist before the daily or monthly quota is
+    /// taken as spent and the run stops sending [default: 60].
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "VT_ENRICH_QUOTA_PROBE_WINDOW",
+        hide = true
+    )]
+    pub quota_probe_window: Option<f64>,
+}
+
+/// Options of `vt-enrich flatten`.
+#[derive(Debug, Args)]
+pub struct FlattenArgs {
+    /// Saved documents: directories of `*.json` files, JSON files, or JSON Lines files.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Options of `vt-enrich schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// `text` (a table) or `json`.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: SchemaFormatArg,
+
+    /// Engine mode whose columns to list.
+    #[arg(long, value_enum, default_value = "long")]
+    pub engines: EnginesArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormatArg {
+    Auto,
+    Csv,
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Parquet,
+    Csv,
+    Tsv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnginesArg {
+    Long,
+    Wide,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    Auto,
+    Bar,
+    Log,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaFormatArg {
+    Text,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn enrich_help_lists_exit_codes() {
+        let mut cmd = Cli::command();
+        let enrich = cmd.find_subcommand_mut("enrich").expect("enrich exists");
+        let help = enrich.render_long_help().to_string();
+        for line in EXIT_CODES_HELP.lines().skip(1) {
+            assert!(
+                help.contains(line.trim()),
+                "missing {line:?} in enrich --help"
+            );
+        }
+    }
+
+    #[test]
+    fn help_never_mentions_a_key_value() {
+        // The key is read from VT_API_KEY by the settings layer, not by clap, so clap can
+        // never print its value in `[env: …=value]`.
+        let help = Cli::command().render_long_help().to_string();
+        assert!(!help.contains("[env: VT_API_KEY"));
+    }
+}

@@ -1,0 +1,476 @@
+//! Settings: the built-in defaults, the user's config file, `VT_ENRICH_*` variables and the
+//! command line, merged once into validated, typed settings for the stages.
+//!
+//! Precedence, highest first: command line, environment (both arrive through clap), config
+//! file, built-in defaults (`config/default.toml`, compiled in).
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::{ApiArgs, EnginesArg, FormatArg, InputFormatArg, OutputArgs, ProgressArg};
+use crate::fetch::client::ClientSettings;
+use crate::fetch::pacing::QuotaSettings;
+use crate::fetch::retry::RetryPolicy;
+use crate::fetch::{ApiKey, FetchSettings};
+use crate::flatten::EnginesMode;
+use crate::input::InputFormat;
+use crate::output::{self, CsvOptions, OutputFormat, OutputTarget};
+
+const BUILT_IN: &str = include_str!("../config/default.toml");
+
+/// A settings problem the user must fix; reported with exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file `{path}`: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for {setting}: {message}")]
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
+    #[error("unknown quota profile `{name}`; known profiles: {known}")]
+    UnknownProfile { name: String, known: String },
+    #[error(
+        "no VirusTotal API key: set VT_API_KEY, put `api_key` in the config file, or pass \
+         --api-key-file PATH (or use --from to answer from saved responses)"
+    )]
+    MissingKey,
+    #[error("cannot read the API key file `{path}`: {source}")]
+    KeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Contents of a config file (the built-in one or the user's). Every field is optional so a
+/// user file may set only what it changes.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub profile: Option<String>,
+    pub api_url: Option<String>,
+    pub api_key: Option<String>,
+    pub concurrency: Option<u32>,
+    pub max_retries: Option<u32>,
+    pub backoff_base_secs: Option<f64>,
+    pub backoff_max_secs: Option<f64>,
+    pub connect_timeout_secs: Option<f64>,
+    pub read_timeout_secs: Option<f64>,
+    pub max_body_bytes: Option<u64>,
+    pub engines: Option<String>,
+    pub include_private: Option<bool>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// A named quota tier. 0 means no limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub description: Option<String>,
+    pub per_minute: u32,
+    pub per_day: u32,
+    pub per_month: u32,
+}
+
+impl ConfigFile {
+    fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
+        toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        })
+    }
+
+    /// Returns `self` with every value that `over` sets replaced, and `over`'s profiles added.
+    fn overlay(mut self, over: ConfigFile) -> ConfigFile {
+        macro_rules! take {
+            ($($field:ident),*) => { $( if over.$field.is_some() { self.$field = over.$field; } )* };
+        }
+        take!(
+            profile,
+            api_url,
+            api_key,
+            concurrency,
+            max_retries,
+            backoff_base_secs,
+            backoff_max_secs,
+            connect_timeout_secs,
+            read_timeout_secs,
+            max_body_bytes,
+            engines,
+            include_private
+        );
+        self.profiles.extend(over.profiles);
+        self
+    }
+}
+
+/// Loads the built-in defaults overlaid with the user's config file: `explicit` if given (it
+/// must exist), else the platform config path if a file is there.
+pub fn load(explicit: Option<&Path>) -> Result<ConfigFile, ConfigError> {
+    let built_in = ConfigFile::parse(BUILT_IN, Path::new("<built-in config/default.toml>"))?;
+
+    let path = match explicit {
+        Some(path) => Some(path.to_path_buf()),
+        None => dirs::config_dir()
+            .map(|dir| dir.join("vt-enrich").join("config.toml"))
+            .filter(|path| path.is_file()),
+    };
+    let Some(path) = path else {
+        return Ok(built_in);
+    };
+
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let user = ConfigFile::parse(&text, &path)?;
+    tracing::debug!(path = %path.display(), "loaded config file");
+    Ok(built_in.overlay(user))
+}
+
+/// Where the rows go and in what shape.
+#[derive(Debug, Clone)]
+pub struct OutputSettings {
+    pub target: OutputTarget,
+    pub format: OutputFormat,
+    pub engines: EnginesMode,
+    /// The engines table in `long` mode; `None` when it is not written.
+    pub engines_target: Option<OutputTarget>,
+    pub csv: CsvOptions,
+    pub summary_json: Option<PathBuf>,
+    pub progress: ProgressArg,
+}
+
+/// Resolves the output options shared by `enrich` and `flatten`.
+pub fn output_settings(
+    args: &OutputArgs,
+    file: &ConfigFile,
+) -> Result<OutputSettings, ConfigError> {
+    let is_stdout = args.output.as_os_str() == "-";
+    let target = if is_stdout {
+        OutputTarget::Stdout
+    } else {
+        OutputTarget::File(args.output.clone())
+    };
+
+    let format = match (args.format, is_stdout) {
+        (Some(FormatArg::Parquet), true) => {
+            return Err(ConfigError::Invalid {
+                setting: "--format",
+                message: "Parquet cannot be written to stdout (`-o -`); give a file name such as `-o out.parquet`".into(),
+            });
+        }
+        (Some(FormatArg::Parquet), false) => OutputFormat::Parquet,
+        (Some(FormatArg::Csv), _) => OutputFormat::Csv,
+        (Some(FormatArg::Tsv), _) => OutputFormat::Tsv,
+        (None, true) => OutputFormat::Csv,
+        (None, false) => OutputFormat::from_path(&args.output).ok_or_else(|| ConfigError::Invalid {
+            setting: "--output",
+            message: format!(
+                "cannot tell the format of `{}` from its extension; use .parquet, .csv or .tsv, or pass --format",
+                args.output.display()
+            ),
+        })?,
+    };
+
+    let engines = match args.engines {
+        Some(arg) => engines_mode(arg),
+        None => match file.engines.as_deref() {
+            None | Some("long") => EnginesMode::Long,
+            Some("wide") => EnginesMode::Wide,
+            Some("none") => EnginesMode::None,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    setting: "engines (config file)",
+                    message: format!("`{other}` is not one of long, wide, none"),
+                });
+            }
+        },
+    };
+
+    let engines_target = match (engines, &args.engines_output, &target) {
+        (EnginesMode::Long, Some(path), _) => Some(OutputTarget::File(path.clone())),
+        (EnginesMode::Long, None, OutputTarget::File(path)) => {
+            Some(OutputTarget::File(output::engines_path(path)))
+        }
+        (EnginesMode::Long, None, OutputTarget::Stdout) => {
+            tracing::info!(
+                "the engines table is not written with `-o -`; pass --engines-output PATH to keep it"
+            );
+            None
+        }
+        _ => None,
+    };
+
+    Ok(OutputSettings {
+        target,
+        format,
+        engines,
+        engines_target,
+        csv: CsvOptions {
+            escape_formulas: !args.no_formula_escape,
+        },
+        summary_json: args.summary_json.clone(),
+        progress: args.progress.unwrap_or(ProgressArg::Auto),
+    })
+}
+
+fn engines_mode(arg: EnginesArg) -> EnginesMode {
+    match arg {
+        EnginesArg::Long => EnginesMode::Long,
+        EnginesArg::Wide => EnginesMode::Wide,
+        EnginesArg::None => EnginesMode::None,
+    }
+}
+
+/// Maps the schema subcommand's engine option.
+pub fn schema_engines(arg: EnginesArg) -> EnginesMode {
+    engines_mode(arg)
+}
+
+/// Maps the input format option.
+pub fn input_format(arg: Option<InputFormatArg>) -> InputFormat {
+    match arg {
+        None | Some(InputFormatArg::Auto) => InputFormat::Auto,
+        Some(InputFormatArg::Csv) => InputFormat::Csv,
+        Some(InputFormatArg::Text) => InputFormat::Text,
+    }
+}
+
+/// Validates a delimiter option: one ASCII character.
+pub fn delimiter(arg: Option<char>) -> Result<Option<u8>, ConfigError> {
+    match arg {
+        None => Ok(None),
+        Some(c) if c.is_ascii() && !c.is_ascii_alphanumeric() && c != '"' => Ok(Some(c as u8)),
+        Some(c) => Err(ConfigError::Invalid {
+            setting: "--delimiter",
+            message: format!(
+                "`{c}` cannot be a delimiter; use one ASCII punctuation character or a tab"
+            ),
+        }),
+    }
+}
+
+/// Resolves the fetch settings and the API key for an API run.
+pub fn fetch_settings(
+    args: &ApiArgs,
+    file: &ConfigFile,
+) -> Result<(FetchSettings, ApiKey), ConfigError> {
+    let profile = resolve_profile(args, file)?;
+    let quota = QuotaSettings {
+        per_minute: limit(args.per_minute.unwrap_or(profile.per_minute)),
+        per_day: limit(args.per_day.unwrap_or(profile.per_day)),
+        per_month: limit(args.per_month.unwrap_or(profile.per_month)),
+        probe_window: seconds(
+            "--quota-probe-window",
+            args.quota_probe_window.unwrap_or(60.0),
+        )?,
+        probe_base: seconds(
+            "--backoff-base",
+            args.backoff_base.or(file.backoff_base_secs).unwrap_or(1.0),
+        )?,
+    };
+
+    let concurrency = args.concurrency.or(file.concurrency).unwrap_or(4);
+    if concurrency == 0 || concurrency > 1024 {
+        return Err(ConfigError::Invalid {
+            setting: "--concurrency",
+            message: format!("{concurrency} is outside 1..=1024"),
+        });
+    }
+
+    let retry = RetryPolicy {
+        max_retries: args.max_retries.or(file.max_retries).unwrap_or(6),
+        base: seconds(
+            "--backoff-base",
+            args.backoff_base.or(file.backoff_base_secs).unwrap_or(1.0),
+        )?,
+        cap: seconds(
+            "--backoff-max",
+            args.backoff_max.or(file.backoff_max_secs).unwrap_or(60.0),
+        )?,
+    };
+
+    let api_url = args
+        .api_url
+        .clone()
+        .or_else(|| file.api_url.clone())
+        .unwrap_or_else(|| "https://www.virustotal.com/api/v3".to_string());
+    let api_url = validate_api_url(&api_url)?;
+
+    let client = ClientSettings {
+        api_url,
+        connect_timeout: seconds(
+            "--connect-timeout",
+            args.connect_timeout
+                .or(file.connect_timeout_secs)
+                .unwrap_or(10.0),
+        )?,
+        read_timeout: seconds(
+            "--read-timeout",
+            args.read_timeout.or(file.read_timeout_secs).unwrap_or(30.0),
+        )?,
+        max_body_bytes: file.max_body_bytes.unwrap_or(16 << 20).min(1 << 30) as usize,
+        pool_size: concurrency as usize,
+    };
+
+    let key = api_key(args, file)?;
+    let settings = FetchSettings {
+        client,
+        quota,
+        retry,
+        concurrency: concurrency as usize,
+    };
+    Ok((settings, key))
+}
+
+fn resolve_profile(args: &ApiArgs, file: &ConfigFile) -> Result<Profile, ConfigError> {
+    let name = args
+        .profile
+        .clone()
+        .or_else(|| file.profile.clone())
+        .unwrap_or_else(|| "public".to_string());
+    file.profiles
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| ConfigError::UnknownProfile {
+            name,
+            known: file.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+}
+
+fn limit(value: u32) -> Option<NonZeroU32> {
+    NonZeroU32::new(value)
+}
+
+fn seconds(setting: &'static str, value: f64) -> Result<Duration, ConfigError> {
+    if !value.is_finite() || !(0.0..=86_400.0).contains(&value) {
+        return Err(ConfigError::Invalid {
+            setting,
+            message: format!("{value} is not a number of seconds between 0 and 86400"),
+        });
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn validate_api_url(url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(trimmed).map_err(|err| ConfigError::Invalid {
+        setting: "--api-url",
+        message: format!("`{trimmed}` is not a URL: {err}"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ConfigError::Invalid {
+            setting: "--api-url",
+            message: format!("`{trimmed}` must start with https:// (or http:// for a local fake)"),
+        });
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ConfigError::Invalid {
+            setting: "--api-url",
+            message: "credentials in the URL are not supported; the key goes in VT_API_KEY".into(),
+        });
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Reads the key from `--api-key-file`, then `VT_API_KEY`, then the config file.
+fn api_key(args: &ApiArgs, file: &ConfigFile) -> Result<ApiKey, ConfigError> {
+    let key = if let Some(path) = &args.api_key_file {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::KeyFile {
+            path: path.clone(),
+            source,
+        })?;
+        text.lines().next().unwrap_or("").trim().to_string()
+    } else if let Ok(value) = std::env::var("VT_API_KEY") {
+        value.trim().to_string()
+    } else {
+        file.api_key.clone().unwrap_or_default().trim().to_string()
+    };
+
+    if key.is_empty() {
+        return Err(ConfigError::MissingKey);
+    }
+    // The message names the rule, never the key.
+    if key
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || !c.is_ascii())
+    {
+        return Err(ConfigError::Invalid {
+            setting: "API key",
+            message: "it contains spaces, control or non-ASCII characters; check how it was copied"
+                .into(),
+        });
+    }
+    Ok(ApiKey::new(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_config_parses_with_the_public_profile() {
+        let config = load(Some(Path::new("/nonexistent-vt-enrich-config.toml")));
+        assert!(matches!(config, Err(ConfigError::Read { .. })));
+
+        let built_in = ConfigFile::parse(BUILT_IN, Path::new("built-in")).unwrap();
+        let public = &built_in.profiles["public"];
+        assert_eq!(
+            (public.per_minute, public.per_day, public.per_month),
+            (4, 500, 15_500)
+        );
+        assert_eq!(built_in.profile.as_deref(), Some("public"));
+    }
+
+    #[test]
+    fn user_file_overrides_values_and_adds_profiles() {
+        let built_in = ConfigFile::parse(BUILT_IN, Path::new("built-in")).unwrap();
+        let user = ConfigFile::parse(
+            "concurrency = 16\nprofile = \"premium\"\n[profiles.premium]\nper_minute = 1000\nper_day = 0\nper_month = 0\n",
+            Path::new("user"),
+        )
+        .unwrap();
+        let merged = built_in.overlay(user);
+        assert_eq!(merged.concurrency, Some(16));
+        assert_eq!(merged.max_retries, Some(6));
+        assert!(merged.profiles.contains_key("public"));
+        assert_eq!(merged.profiles["premium"].per_minute, 1000);
+    }
+
+    #[test]
+    fn unknown_config_keys_are_rejected() {
+        let err = ConfigFile::parse("concurency = 3\n", Path::new("user.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("user.toml"), "{text}");
+        assert!(text.contains("concurency"), "{text}");
+    }
+
+    #[test]
+    fn api_url_must_be_http_without_credentials() {
+        assert_eq!(
+            validate_api_url("http://127.0.0.1:8080/api/v3/").unwrap(),
+            "http://127.0.0.1:8080/api/v3"
+        );
+        assert!(validate_api_url("ftp://example.invalid/").is_err());
+        assert!(validate_api_url("https://user:secret@example.invalid/").is_err());
+        assert!(validate_api_url("not a url").is_err());
+    }
+
+    #[test]
+    fn seconds_reject_negative_and_nan() {
+        assert!(seconds("--x", -1.0).is_err());
+        assert!(seconds("--x", f64::NAN).is_err());
+        assert_eq!(seconds("--x", 0.25).unwrap(), Duration::from_millis(250));
+    }
+}
