@@ -1,0 +1,85 @@
+use std::net::IpAddr;
+
+use crate::input::extract_addresses;
+
+fn extract(line: &str) -> Vec<String> {
+    let mut found: Vec<IpAddr> = Vec::new();
+    extract_addresses(line, &mut found);
+    found.iter().map(IpAddr::to_string).collect()
+}
+
+#[test]
+fn extract_addresses_from_log_lines() {
+    let cases: [(&str, &[&str]); 10] = [
+        (
+            "Jan  1 00:00:00 fw kernel: IN=eth0 SRC=203.0.113.9 DST=10.0.0.1 LEN=60",
+            &["203.0.113.9", "10.0.0.1"],
+        ),
+        (
+            r#"{"id.orig_h":"192.168.1.5","id.resp_h":"2001:4860:4860::8888"}"#,
+            &["192.168.1.5", "2001:4860:4860::8888"],
+        ),
+        (
+            "1700000000.1\tCx\t8.8.8.8\t53\t1.1.1.1\t53",
+            &["8.8.8.8", "1.1.1.1"],
+        ),
+        (
+            "connect to [2001:db8::1]:443 from 1.2.3.4:51515",
+            &["2001:db8::1", "1.2.3.4"],
+        ),
+        ("GET http://198.51.100.7/index.html", &["198.51.100.7"]),
+        ("peer ::ffff:8.8.4.4 closed", &["8.8.4.4"]),
+        ("link fe80::1%eth0 up", &["fe80::1"]),
+        ("blocked 9.9.9.9.", &["9.9.9.9"]),
+        ("from 2001:db8::2: refused", &["2001:db8::2"]),
+        ("loopback ::1 and 127.0.0.1", &["::1", "127.0.0.1"]),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(extract(line), expected, "line {line:?}");
+    }
+}
+
+#[test]
+fn extract_addresses_skips_lookalikes() {
+    let cases = [
+        "five parts 1.2.3.4.5",
+        "version v1.2.3.4 released",
+        "Mozilla/5.0 Chrome/120.0.1.2 Safari",
+        "date 2024.01.02 and 2024-01-02",
+        "time 10:20:30 and 10:20",
+        "mac 00:11:22:33:44:55",
+        "octal 010.8.8.8",
+        "build 10.0.19041.1",
+        "std::vector and Error::new",
+        "out of range 256.1.1.1",
+        "id abc1.2.3.4 or 1.2.3.4x",
+        "port 1.2.3.4:99999",
+        "",
+    ];
+    for line in cases {
+        assert_eq!(extract(line), Vec::<String>::new(), "line {line:?}");
+    }
+}
+
+#[test]
+fn extract_addresses_keeps_repeats_in_order() {
+    assert_eq!(
+        extract("8.8.8.8 -> 1.1.1.1 -> 8.8.8.8"),
+        ["8.8.8.8", "1.1.1.1", "8.8.8.8"]
+    );
+}
+
+#[test]
+fn extract_addresses_never_panics_on_unicode() {
+    let lines = [
+        "é1.2.3.4é",
+        "１.２.３.４",
+        "\u{feff}8.8.8.8",
+        "💥::1💥",
+        "::",
+    ];
+    let expected: [&[&str]; 5] = [&[], &[], &["8.8.8.8"], &["::1"], &[]];
+    for (line, expected) in lines.iter().zip(expected) {
+        assert_eq!(extract(line), expected, "line {line:?}");
+    }
+}

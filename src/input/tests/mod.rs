@@ -1,0 +1,10 @@
+//! Tests of the input stage, split like the code they exercise.
+
+mod address;
+mod detect;
+mod extract;
+mod fixture;
+mod fuzz;
+mod reader;
+mod special;
+mod table;
