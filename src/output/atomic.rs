@@ -1,0 +1,158 @@
+//! Output files that appear at their target path only when complete.
+//!
+//! The data goes to a temporary file in the target's directory (the same file system, so the
+//! final rename is atomic on POSIX systems). [`AtomicFile::commit`] flushes the data to disk
+//! and renames the file over the target. Dropping an uncommitted [`AtomicFile`] deletes the
+//! temporary file.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use super::OutputError;
+
+pub(crate) struct AtomicFile {
+    temp: NamedTempFile,
+    target: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file next to `target`.
+    pub fn create(target: &Path) -> Result<Self, OutputError> {
+        let directory = match target.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let name = target
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prefix = format!(".{name}.");
+
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        // tempfile creates files with mode 0600; ask for 0666 so the umask decides, as for any
+        // other file the user creates.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let temp =
+            builder
+                .tempfile_in(directory)
+                .map_err(|source| OutputError::CreateTemporary {
+                    path: target.display().to_string(),
+                    source,
+                })?;
+        Ok(AtomicFile {
+            temp,
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// Returns a second handle to the temporary file for the format writer.
+    pub fn handle(&self) -> Result<File, OutputError> {
+        self.temp
+            .as_file()
+            .try_clone()
+            .map_err(|source| self.io_error(source))
+    }
+
+    /// Returns the target path as messages show it.
+    pub fn describe(&self) -> String {
+        self.target.display().to_string()
+    }
+
+    fn io_error(&self, source: io::Error) -> OutputError {
+        OutputError::Io {
+            path: self.describe(),
+            source,
+        }
+    }
+
+    /// Flushes the file to disk and renames it over the target. The caller must have flushed
+    /// every buffered writer of [`handle`](Self::handle) first.
+    pub fn commit(self) -> Result<(), OutputError> {
+        self.temp
+            .as_file()
+            .sync_all()
+            .map_err(|source| self.io_error(source))?;
+        let path = self.describe();
+        let target = self.target;
+        self.temp
+            .persist(&target)
+            .map_err(|error| OutputError::Persist {
+                path,
+                source: error.error,
+            })?;
+        sync_directory(&target);
+        Ok(())
+    }
+}
+
+/// Flushes the directory entry of the rename to disk, so the new file survives a power loss.
+/// Failure only weakens that guarantee, so it is logged and not returned.
+fn sync_directory(target: &Path) {
+    #[cfg(unix)]
+    {
+        let directory = match target.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        if let Err(error) = File::open(directory).and_then(|dir| dir.sync_all()) {
+            tracing::debug!(path = %directory.display(), %error, "failed to sync the output directory");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = target;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn commit_replaces_target() {
+        let directory = tempfile::tempdir().unwrap();
+        let target = directory.path().join("out.csv");
+        std::fs::write(&target, "old").unwrap();
+
+        let file = AtomicFile::create(&target).unwrap();
+        file.handle().unwrap().write_all(b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "old");
+        file.commit().unwrap();
+
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        let names: Vec<_> = std::fs::read_dir(directory.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "temporary file left behind");
+    }
+
+    #[test]
+    fn drop_leaves_no_file() {
+        let directory = tempfile::tempdir().unwrap();
+        let target = directory.path().join("out.parquet");
+        let file = AtomicFile::create(&target).unwrap();
+        file.handle().unwrap().write_all(b"partial").unwrap();
+        drop(file);
+        assert!(!target.exists());
+        assert_eq!(std::fs::read_dir(directory.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn missing_directory_names_target() {
+        let error = AtomicFile::create(Path::new("/nonexistent-dir-for-test/out.csv"))
+            .err()
+            .unwrap();
+        assert!(
+            error
+                .to_string()
+                .contains("/nonexistent-dir-for-test/out.csv"),
+            "{error}"
+        );
+    }
+}
