@@ -1,0 +1,331 @@
+//! Fetch stage: turns each address to look up into a [`Lookup`] with a final status.
+//!
+//! It consumes addresses from the input stage and produces one `Lookup` per address, from the
+//! API ([`Fetcher`]) or from saved documents ([`saved::SavedIndex`]). It paces and retries
+//! requests itself; parsing the document into columns is left to the flattener, and the order
+//! of rows to the pipeline.
+
+pub mod client;
+pub mod pacing;
+pub mod retry;
+pub mod saved;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+
+use crate::model::{AnswerSource, Lookup, Status};
+use client::{ApiClient, Attempt, ClientSettings};
+use pacing::{Pacer, QuotaSettings, Stop};
+use retry::{Class, RetryPolicy, classify};
+
+/// The API key. It is only ever written into the `x-apikey` header: `Debug` hides it and there
+/// is no `Display`.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key read from the environment, a key file or the config file.
+    pub fn new(key: String) -> ApiKey {
+        ApiKey(key)
+    }
+
+    /// Returns the key for the request header, the only place it belongs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// Settings of the API fetch stage.
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    pub client: ClientSettings,
+    pub quota: QuotaSettings,
+    pub retry: RetryPolicy,
+    /// Requests in flight at most.
+    pub concurrency: usize,
+}
+
+/// Why the stage could not produce a row for an address.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// The API rejected the key: nothing more can be fetched in this run.
+    #[error("{}", .0.describe())]
+    Unauthorized(Stop),
+    /// The run was interrupted before this address was looked up.
+    #[error("interrupted before the lookup finished")]
+    Interrupted,
+}
+
+/// Request counters for the progress display and the summary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FetchCounters {
+    pub requests: u64,
+    pub throttled: u64,
+}
+
+/// Looks addresses up in the API with pacing and retries.
+pub struct Fetcher {
+    client: ApiClient,
+    pacer: Pacer,
+    retry: RetryPolicy,
+    slots: Semaphore,
+    /// The user's interrupt: it alone cancels requests already sent.
+    interrupt: CancellationToken,
+}
+
+impl Fetcher {
+    /// Builds the fetch stage. Cancelling `interrupt` stops it: pending lookups end with
+    /// [`FetchError::Interrupted`].
+    pub fn new(
+        settings: FetchSettings,
+        key: &ApiKey,
+        interrupt: CancellationToken,
+    ) -> anyhow::Result<Fetcher> {
+        let client = ApiClient::new(settings.client, key)?;
+        Ok(Fetcher {
+            client,
+            pacer: Pacer::new(settings.quota, &interrupt),
+            retry: settings.retry,
+            slots: Semaphore::new(settings.concurrency.max(1)),
+            interrupt,
+        })
+    }
+
+    /// Returns the request counters so far.
+    pub fn counters(&self) -> FetchCounters {
+        FetchCounters {
+            requests: self.pacer.requests_sent(),
+            throttled: self.pacer.throttled(),
+        }
+    }
+
+    /// Returns why the stage stopped sending, if it did.
+    pub fn stopped(&self) -> Option<Stop> {
+        self.pacer.stopped()
+    }
+
+    /// Looks up one address until it reaches a final status.
+    pub async fn lookup(&self, ip: IpAddr) -> Result<Lookup, FetchError> {
+        let mut retries = 0u32;
+        let mut throttled = 0u32;
+
+        loop {
+            let attempt = match self.attempt(&ip).await {
+                Ok(attempt) => attempt,
+                Err(stop) => return stopped_lookup(&ip, stop),
+            };
+
+            match classify(&attempt) {
+                Class::Success => return Ok(ok_lookup(&ip, attempt)),
+                Class::NotFound => return Ok(error_lookup(&ip, Status::NotFound, &attempt, None)),
+                Class::Rejected => {
+                    warn!(%ip, reason = %describe(&attempt), "request rejected; not retrying");
+                    return Ok(error_lookup(&ip, Status::Failed, &attempt, None));
+                }
+                Class::Unauthorized => {
+                    let stop = self.stopped().unwrap_or(Stop::Cancelled);
+                    return Err(FetchError::Unauthorized(stop));
+                }
+                Class::Throttled => {
+                    throttled += 1;
+                    // A run of 429s is paced and ended by the shared probe; this cap only
+                    // bounds an address that keeps meeting short bursts of 429 between
+                    // successes.
+                    if throttled > self.retry.max_retries.saturating_mul(4).max(8) {
+                        error!(%ip, attempts = retries + throttled, "giving up after repeated 429 answers");
+                        return Ok(error_lookup(
+                            &ip,
+                            Status::Failed,
+                            &attempt,
+                            Some(retries + throttled),
+                        ));
+                    }
+                    warn!(%ip, reason = %describe(&attempt), "quota answer 429; waiting for the shared quota probe");
+                }
+                Class::Retryable => {
+                    retries += 1;
+                    if retries > self.retry.max_retries {
+                        error!(%ip, attempts = retries + throttled, reason = %describe(&attempt), "lookup failed; retries exhausted");
+                        return Ok(error_lookup(
+                            &ip,
+                            Status::Failed,
+                            &attempt,
+                            Some(retries + throttled),
+                        ));
+                    }
+                    let wait = self.retry.backoff(retries);
+                    warn!(%ip, retry = retries, wait_ms = wait.as_millis() as u64, reason = %describe(&attempt), "retrying");
+                    // A stop during the wait ends it; the next admission then reports the stop.
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.pacer.halt_token().cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one request once a concurrency slot and the pacer allow it.
+    async fn attempt(&self, ip: &IpAddr) -> Result<Attempt, Stop> {
+        // The semaphore is never closed, so acquire only fails if it were.
+        let _slot = self.slots.acquire().await.map_err(|_| Stop::Cancelled)?;
+        let admission = self.pacer.admit().await?;
+
+        debug!(%ip, "sending request");
+        let attempt = tokio::select! {
+            attempt = self.client.get_ip_address(ip) => attempt,
+            _ = self.interrupt.cancelled() => {
+                self.pacer.record(admission, Class::Retryable);
+                return Err(self.stopped().unwrap_or(Stop::Cancelled));
+            }
+        };
+
+        let class = classify(&attempt);
+        if class == Class::Unauthorized
+            && let Attempt::ApiError { code, message, .. } = &attempt
+        {
+            error!(%ip, code = code.as_deref().unwrap_or(""), "the API rejected the key; stopping the run");
+            self.pacer.halt_with(Stop::Unauthorized {
+                code: code.clone(),
+                message: message.clone(),
+            });
+        }
+        self.pacer.record(admission, class);
+        Ok(attempt)
+    }
+}
+
+/// Returns the row of an address that the stage stopped before looking up.
+fn stopped_lookup(ip: &IpAddr, stop: Stop) -> Result<Lookup, FetchError> {
+    match stop {
+        Stop::BudgetSpent { .. } | Stop::QuotaExceeded { .. } => {
+            let mut lookup = Lookup::without_body(ip, Status::QuotaExhausted);
+            lookup.error_code = Some(match stop {
+                Stop::QuotaExceeded { .. } => "QuotaExceededError".to_string(),
+                _ => "BudgetSpent".to_string(),
+            });
+            lookup.error_message = Some(stop.describe());
+            Ok(lookup)
+        }
+        Stop::Unauthorized { .. } => Err(FetchError::Unauthorized(stop)),
+        Stop::Cancelled => Err(FetchError::Interrupted),
+    }
+}
+
+fn ok_lookup(ip: &IpAddr, attempt: Attempt) -> Lookup {
+    let mut lookup = Lookup::without_body(ip, Status::Ok);
+    lookup.fetched_at = Some(Utc::now());
+    lookup.source = Some(AnswerSource::Api);
+    if let Attempt::Success { body } = attempt {
+        lookup.body = Some(body);
+    }
+    lookup
+}
+
+/// Builds a `not_found` or `failed` row that keeps VirusTotal's error code and message, or the
+/// local code of a transport failure.
+fn error_lookup(ip: &IpAddr, status: Status, attempt: &Attempt, attempts: Option<u32>) -> Lookup {
+    let mut lookup = Lookup::without_body(ip, status);
+    lookup.source = Some(AnswerSource::Api);
+    lookup.fetched_at = Some(Utc::now());
+
+    let (code, message) = match attempt {
+        Attempt::ApiError {
+            status,
+            code,
+            message,
+        } => (
+            code.clone().unwrap_or_else(|| format!("HTTP{status}")),
+            message
+                .clone()
+                .unwrap_or_else(|| format!("HTTP status {status}")),
+        ),
+        Attempt::Transport {
+            kind,
+            detail,
+            status,
+        } => {
+            let detail = match status {
+                Some(status) => format!("{detail} (HTTP status {status})"),
+                None => detail.clone(),
+            };
+            (kind.code().to_string(), detail)
+        }
+        Attempt::Success { .. } => (String::new(), String::new()),
+    };
+
+    lookup.error_code = Some(code);
+    lookup.error_message = Some(match attempts {
+        Some(attempts) => format!("{message} (after {attempts} attempts)"),
+        None => message,
+    });
+    lookup
+}
+
+/// Describes an attempt for a log line.
+fn describe(attempt: &Attempt) -> String {
+    match attempt {
+        Attempt::Success { .. } => "ok".to_string(),
+        Attempt::ApiError {
+            status,
+            code,
+            message,
+        } => format!(
+            "HTTP {status} {}: {}",
+            code.as_deref().unwrap_or("-"),
+            message.as_deref().unwrap_or("-")
+        ),
+        Attempt::Transport {
+            kind,
+            status,
+            detail,
+        } => match status {
+            Some(status) => format!("{} after HTTP {status}: {detail}", kind.code()),
+            None => format!("{}: {detail}", kind.code()),
+        },
+    }
+}
+
+/// Where lookups are answered from.
+pub enum Resolver {
+    Api(Box<Fetcher>),
+    Saved(saved::SavedIndex),
+}
+
+impl Resolver {
+    /// Looks up one address.
+    pub async fn resolve(self: &Arc<Self>, ip: IpAddr) -> Result<Lookup, FetchError> {
+        match self.as_ref() {
+            Resolver::Api(fetcher) => fetcher.lookup(ip).await,
+            Resolver::Saved(index) => Ok(index.lookup(&ip)),
+        }
+    }
+
+    /// Returns the request counters (zero for saved documents).
+    pub fn counters(&self) -> FetchCounters {
+        match self {
+            Resolver::Api(fetcher) => fetcher.counters(),
+            Resolver::Saved(_) => FetchCounters::default(),
+        }
+    }
+
+    /// Returns why the stage stopped sending, if it did.
+    pub fn stopped(&self) -> Option<Stop> {
+        match self {
+            Resolver::Api(fetcher) => fetcher.stopped(),
+            Resolver::Saved(_) => None,
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Retry policy: which attempts are worth repeating, and how long to wait before the next one.
+//!
+//! The classes follow VirusTotal's error table (API v3 reference, "Errors"): 429
+//! `QuotaExceededError`/`TooManyRequestsError`, 503 `TransientError` and 504
+//! `DeadlineExceededError` are temporary; 400 `InvalidArgumentError`, 403 `ForbiddenError` and
+//! 404 `NotFoundError` will not change on a retry; 401 `WrongCredentialsError` and
+//! `AuthenticationRequiredError` mean the key itself is wrong.
+
+use std::time::Duration;
+
+use super::client::Attempt;
+
+/// What to do with the result of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// 200 with a valid body: the address is done.
+    Success,
+    /// 404: VirusTotal has no object for the address; a normal, final outcome.
+    NotFound,
+    /// 429: the quota is spent for now. Paced by the shared quota probe, not per address.
+    Throttled,
+    /// 5xx, timeouts, resets, truncated or unparsable bodies: try again after a backoff.
+    Retryable,
+    /// Other 4xx: the request itself is refused and would be refused again.
+    Rejected,
+    /// 401: the key is wrong or missing; the whole run stops.
+    Unauthorized,
+}
+
+/// Classifies one attempt. This is the only place that maps statuses to retry decisions.
+pub fn classify(attempt: &Attempt) -> Class {
+    match attempt {
+        Attempt::Success { .. } => Class::Success,
+        Attempt::Transport { .. } => Class::Retryable,
+        Attempt::ApiError { status, .. } => match *status {
+            404 => Class::NotFound,
+            401 => Class::Unauthorized,
+            429 => Class::Throttled,
+            // 408 is a server-side timeout of the request, as temporary as a 504.
+            408 | 500..=599 => Class::Retryable,
+            _ => Class::Rejected,
+        },
+    }
+}
+
+/// Exponential backoff with full jitter, capped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt; the attempts for one address are `max_retries + 1`.
+    pub max_retries: u32,
+    /// Upper bound of the first backoff; doubled at each further retry.
+    pub base: Duration,
+    /// Largest backoff upper bound.
+    pub cap: Duration,
+}
+
+impl RetryPolicy {
+    /// Returns the upper bound of the wait before retry number `retry` (1-based).
+    pub fn ceiling(&self, retry: u32) -> Duration {
+        let exponent = retry.saturating_sub(1).min(30);
+        let ceiling = self.base.saturating_mul(1u32 << exponent);
+        ceiling.min(self.cap)
+    }
+
+    /// Returns a random wait in `[0, ceiling(retry)]` ("full jitter"), which spreads retries of
+    /// many addresses that failed together instead of sending them back in one wave.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let ceiling = self.ceiling(retry).as_secs_f64();
+        if ceiling <= 0.0 {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64(rand::random_range(0.0..=ceiling))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::client::TransportKind;
+
+    fn api(status: u16) -> Attempt {
+        Attempt::ApiError {
+            status,
+            code: None,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_their_class() {
+        let cases = [
+            (200, None),
+            (400, Some(Class::Rejected)),
+            (401, Some(Class::Unauthorized)),
+            (403, Some(Class::Rejected)),
+            (404, Some(Class::NotFound)),
+            (408, Some(Class::Retryable)),
+            (429, Some(Class::Throttled)),
+            (500, Some(Class::Retryable)),
+            (502, Some(Class::Retryable)),
+            (503, Some(Class::Retryable)),
+            (504, Some(Class::Retryable)),
+        ];
+        for (status, expected) in cases {
+            if let Some(expected) = expected {
+                assert_eq!(classify(&api(status)), expected, "status {status}");
+            }
+        }
+    }
+
+    #[test]
+    fn success_and_transport_failures() {
+        assert_eq!(
+            classify(&Attempt::Success {
+                body: b"{}".to_vec()
+            }),
+            Class::Success
+        );
+        for kind in [
+            TransportKind::Connect,
+            TransportKind::Timeout,
+            TransportKind::Connection,
+            TransportKind::InvalidBody,
+            TransportKind::BodyTooLarge,
+        ] {
+            let attempt = Attempt::Transport {
+                kind,
+                status: None,
+                detail: String::new(),
+            };
+            assert_eq!(classify(&attempt), Class::Retryable, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn ceiling_doubles_until_the_cap() {
+        let policy = RetryPolicy {
+            max_retries: 6,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        };
+        let ceilings: Vec<u64> = (1..=8).map(|n| policy.ceiling(n).as_secs()).collect();
+        assert_eq!(ceilings, [1, 2, 4, 8, 16, 32, 60, 60]);
+    }
+
+    #[test]
+    fn backoff_stays_within_the_ceiling() {
+        let policy = RetryPolicy {
+            max_retries: 6,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+        };
+        for retry in 1..=10 {
+            for _ in 0..50 {
+                assert!(policy.backoff(retry) <= policy.ceiling(retry));
+            }
+        }
+    }
+
+    #[test]
+    fn huge_retry_numbers_do_not_overflow() {
+        let policy = RetryPolicy {
+            max_retries: u32::MAX,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        };
+        assert_eq!(policy.ceiling(u32::MAX), Duration::from_secs(60));
+    }
+}
