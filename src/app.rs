@@ -1,0 +1,293 @@
+//! The application layer: turns parsed arguments into settings, runs a subcommand, prints the
+//! summary or the error, and picks the exit status.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::CommandFactory;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::cli::{Cli, Command, EnrichArgs, FlattenArgs, SchemaArgs, SchemaFormatArg};
+use crate::config::{self, ConfigError, ConfigFile};
+use crate::exit::ExitStatus;
+use crate::fetch::saved::SavedIndex;
+use crate::fetch::{Fetcher, Resolver};
+use crate::flatten;
+use crate::input::InputOptions;
+use crate::pipeline::{self, EnrichRun, RunError};
+use crate::report::progress;
+use crate::report::summary::RunSummary;
+
+/// Runs the parsed command line and returns the exit status.
+pub fn run(cli: Cli) -> ExitStatus {
+    let quiet = cli.global.quiet > 0;
+    let verbosity = cli.global.verbose as i8 - cli.global.quiet as i8;
+    let color = std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    crate::logging::init(verbosity, color);
+
+    match dispatch(cli, quiet) {
+        Ok(status) => status,
+        Err(err) => report_error(&err),
+    }
+}
+
+fn dispatch(cli: Cli, quiet: bool) -> anyhow::Result<ExitStatus> {
+    match cli.command {
+        Command::Schema(args) => print_schema(&args),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "vt-enrich", &mut std::io::stdout());
+            Ok(ExitStatus::Done)
+        }
+        Command::Manpage => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitStatus::Done)
+        }
+        Command::Enrich(args) => {
+            let file = config::load(cli.global.config.as_deref())?;
+            run_async(enrich(*args, file, quiet))
+        }
+        Command::Flatten(args) => {
+            let file = config::load(cli.global.config.as_deref())?;
+            run_async(flatten_command(args, file, quiet))
+        }
+    }
+}
+
+fn run_async<F: std::future::Future<Output = anyhow::Result<ExitStatus>>>(
+    future: F,
+) -> anyhow::Result<ExitStatus> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vt-enrich-worker")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(future)
+}
+
+async fn enrich(args: EnrichArgs, file: ConfigFile, quiet: bool) -> anyhow::Result<ExitStatus> {
+    let output = config::output_settings(&args.output, &file)?;
+    let input = InputOptions {
+        paths: args.inputs.clone(),
+        columns: args.columns.clone(),
+        format: config::input_format(args.input_format),
+        delimiter: config::delimiter(args.delimiter)?,
+        include_private: args.include_private || file.include_private.unwrap_or(false),
+    };
+
+    let halt = CancellationToken::new();
+    let (resolver, per_minute, window) = match &args.from {
+        Some(path) => {
+            let index = SavedIndex::open(path)?;
+            (Resolver::Saved(index), None, pipeline::window_for(64))
+        }
+        None => {
+            let (settings, key) = config::fetch_settings(&args.api, &file)?;
+            let per_minute = settings.quota.per_minute;
+            let window = pipeline::window_for(settings.concurrency);
+            (
+                Resolver::Api(Box::new(Fetcher::new(settings, &key, halt.clone())?)),
+                per_minute,
+                window,
+            )
+        }
+    };
+
+    let summary_path = output.summary_json.clone();
+    let run = EnrichRun {
+        input,
+        progress: progress::choose_mode(output.progress, quiet),
+        output,
+        resolver,
+        window,
+        per_minute,
+    };
+
+    watch_signals(halt.clone());
+    let summary = pipeline::enrich(run, halt).await?;
+    finish(summary, summary_path.as_deref(), quiet)
+}
+
+async fn flatten_command(
+    args: FlattenArgs,
+    file: ConfigFile,
+    quiet: bool,
+) -> anyhow::Result<ExitStatus> {
+    let output = config::output_settings(&args.output, &file)?;
+    let summary_path = output.summary_json.clone();
+    let summary = pipeline::flatten_saved(&args.paths, output).await?;
+    finish(summary, summary_path.as_deref(), quiet)
+}
+
+/// Prints the summary, writes its JSON copy, and returns the exit status it records.
+fn finish(
+    summary: RunSummary,
+    json_path: Option<&std::path::Path>,
+    quiet: bool,
+) -> anyhow::Result<ExitStatus> {
+    if !quiet {
+        eprintln!("{}", summary.render());
+    }
+    if let Some(path) = json_path {
+        summary.write_json(path)?;
+    }
+    Ok(match summary.exit_code {
+        0 => ExitStatus::Done,
+        3 => ExitStatus::Partial,
+        2 => ExitStatus::Usage,
+        _ => ExitStatus::Failed,
+    })
+}
+
+/// On the first Ctrl-C or SIGTERM, stops sending and lets the pipeline write what is done; on
+/// a second one, exits at once.
+fn watch_signals(halt: CancellationToken) {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!(
+            "vt-enrich: interrupted; writing the rows done so far (press Ctrl-C again to exit at once)"
+        );
+        halt.cancel();
+        wait_for_signal().await;
+        eprintln!("vt-enrich: exiting at once; the output file was not written");
+        std::process::exit(i32::from(ExitStatus::Partial.code()));
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(err) => {
+                warn!(error = %err, "cannot watch SIGTERM; only Ctrl-C stops the run cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn print_schema(args: &SchemaArgs) -> anyhow::Result<ExitStatus> {
+    let mode = config::schema_engines(args.engines);
+    let main = flatten::main_columns(mode);
+    let engines = flatten::engine_columns();
+    let mut out = std::io::stdout().lock();
+
+    match args.format {
+        SchemaFormatArg::Json => {
+            let mut tables =
+                vec![serde_json::json!({"table": "main", "columns": columns_json(&main)})];
+            if mode == flatten::EnginesMode::Long {
+                tables.push(
+                    serde_json::json!({"table": "engines", "columns": columns_json(&engines)}),
+                );
+            }
+            serde_json::to_writer_pretty(&mut out, &tables)?;
+            writeln!(out)?;
+        }
+        SchemaFormatArg::Text => {
+            write_columns(&mut out, "main table (-o PATH)", &main)?;
+            if mode == flatten::EnginesMode::Long {
+                writeln!(out)?;
+                write_columns(&mut out, "engines table (<stem>.engines.<ext>)", &engines)?;
+            }
+        }
+    }
+    Ok(ExitStatus::Done)
+}
+
+fn columns_json(columns: &[flatten::ColumnDoc]) -> Vec<serde_json::Value> {
+    columns
+        .iter()
+        .map(|column| serde_json::json!({"name": column.name, "type": column.data_type, "doc": column.doc}))
+        .collect()
+}
+
+fn write_columns(
+    out: &mut impl Write,
+    title: &str,
+    columns: &[flatten::ColumnDoc],
+) -> std::io::Result<()> {
+    writeln!(out, "{title}")?;
+    let name_width = columns.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let type_width = columns.iter().map(|c| c.data_type.len()).max().unwrap_or(0);
+    for column in columns {
+        writeln!(
+            out,
+            "  {:name_width$}  {:type_width$}  {}",
+            column.name, column.data_type, column.doc
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints a fatal error as `error: …`, its causes, and a hint, and picks the exit status.
+fn report_error(err: &anyhow::Error) -> ExitStatus {
+    if is_broken_pipe(err) {
+        // The reader of stdout went away (`| head`): what it wanted was delivered.
+        return ExitStatus::Done;
+    }
+
+    let status = classify_error(err);
+    let mut text = format!("error: {err}");
+    for cause in err.chain().skip(1) {
+        text.push_str(&format!("\n  Caused by: {cause}"));
+    }
+    if let Some(hint) = hint_for(err) {
+        text.push_str(&format!("\n\nhint: {hint}"));
+    }
+    eprintln!(
+        "{}",
+        crate::report::sanitize_for_terminal_keep_newlines(&text)
+    );
+    status
+}
+
+fn classify_error(err: &anyhow::Error) -> ExitStatus {
+    if err.downcast_ref::<ConfigError>().is_some() {
+        return ExitStatus::Usage;
+    }
+    if let Some(run) = err.downcast_ref::<RunError>() {
+        return match run {
+            RunError::Input(_) => ExitStatus::Usage,
+            RunError::Unauthorized(_) => ExitStatus::Failed,
+        };
+    }
+    if err
+        .downcast_ref::<crate::fetch::saved::SavedError>()
+        .is_some()
+    {
+        return ExitStatus::Usage;
+    }
+    ExitStatus::Failed
+}
+
+fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
+    match err.downcast_ref::<RunError>() {
+        Some(RunError::Unauthorized(_)) => Some(
+            "check the key in VT_API_KEY, --api-key-file or the config file; \
+             one request was spent finding this out and no output was written",
+        ),
+        _ => None,
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

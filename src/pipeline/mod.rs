@@ -1,0 +1,319 @@
+//! The pipeline: wires the stages together with bounded channels and decides how the run ends.
+//!
+//! ```text
+//! input thread ──(InputItem, bounded)──► ordered window of lookup tasks ──► writer thread
+//!  read, normalise,                      fetch or saved answer, then           Arrow batches,
+//!  validate, dedupe                      flatten on the runtime's workers      Parquet / CSV
+//! ```
+//!
+//! Rows come out in input order: the lookup window runs up to `window` lookups at once but
+//! yields them in the order they went in, so two runs over the same input write the same file.
+
+pub mod sink;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use anyhow::Context;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::OutputSettings;
+use crate::exit::ExitStatus;
+use crate::fetch::pacing::Stop;
+use crate::fetch::saved::SavedIndex;
+use crate::fetch::{FetchError, Resolver};
+use crate::flatten::{self, FlatRecord};
+use crate::input::{self, InputOptions, InputStats};
+use crate::model::{InputItem, Lookup, Status};
+use crate::output::OutputTarget;
+use crate::report::Tally;
+use crate::report::progress::{self, ProgressMode};
+use crate::report::summary::{InputSummary, RunSummary};
+use sink::Sink;
+
+/// Distinct input values waiting between the input thread and the lookups.
+const INPUT_CHANNEL: usize = 1024;
+
+/// Everything an `enrich` run needs, already validated.
+pub struct EnrichRun {
+    pub input: InputOptions,
+    pub output: OutputSettings,
+    pub resolver: Resolver,
+    /// Lookups started ahead of the oldest unfinished one. Larger than the concurrency so a
+    /// slow retry does not stall the requests behind it.
+    pub window: usize,
+    pub progress: ProgressMode,
+    pub per_minute: Option<std::num::NonZeroU32>,
+}
+
+/// A run that stopped before producing its output.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The input could not be read: exit code 2.
+    #[error(transparent)]
+    Input(#[from] input::InputError),
+    /// The API rejected the key: exit code 1.
+    #[error("{0}")]
+    Unauthorized(String),
+}
+
+/// Runs `vt-enrich enrich` and returns its summary.
+pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<RunSummary> {
+    let started = Instant::now();
+    let tally = Arc::new(Tally::default());
+    let resolver = Arc::new(run.resolver);
+    let sink = Sink::open(&run.output)?;
+
+    let progress_stop = CancellationToken::new();
+    let progress_task = {
+        let resolver = resolver.clone();
+        tokio::spawn(progress::run(
+            run.progress,
+            tally.clone(),
+            Arc::new(move || resolver.counters().requests),
+            run.per_minute,
+            progress_stop.clone(),
+        ))
+    };
+
+    // Steps: start the input thread, run the lookups in an ordered window, write each row.
+    let (input_tx, input_rx) = tokio::sync::mpsc::channel(INPUT_CHANNEL);
+    let reader = input::spawn_reader(run.input, input_tx);
+    let flow = drive(
+        input_rx,
+        resolver.clone(),
+        sink.sender(),
+        tally.clone(),
+        run.window,
+        &halt,
+    )
+    .await;
+
+    // Joining the input thread tells whether the input was read to the end. The thread stops
+    // on its own once the receiver is gone.
+    let input_result = tokio::task::spawn_blocking(move || reader.join())
+        .await
+        .context("input thread did not finish")?
+        .map_err(|_| anyhow::anyhow!("the input thread panicked"))?;
+    tally.input_done.store(true, Ordering::Relaxed);
+
+    let commit = matches!(flow, Flow::Finished | Flow::Interrupted) && input_result.is_ok();
+    let closed = sink.close(commit).await;
+    progress_stop.cancel();
+    let _ = progress_task.await;
+
+    let input_stats = input_result.map_err(RunError::Input)?;
+    match flow {
+        Flow::Unauthorized(message) => return Err(RunError::Unauthorized(message).into()),
+        Flow::SinkFailed | Flow::Finished | Flow::Interrupted => {
+            closed.context("cannot write the output")?
+        }
+    }
+
+    let status = exit_status(&tally, &flow, resolver.stopped());
+    let mut summary = RunSummary::new(status, &tally.snapshot(), started.elapsed());
+    summary.output = describe_target(&run.output.target);
+    summary.engines_output = run.output.engines_target.as_ref().map(describe_target);
+    summary.requests = resolver.counters().requests;
+    summary.throttled = resolver.counters().throttled;
+    summary.input = input_summary(&input_stats);
+    summary.stop_reason = resolver
+        .stopped()
+        .filter(|stop| !matches!(stop, Stop::Cancelled))
+        .map(|stop| stop.describe());
+    summary.interrupted = matches!(flow, Flow::Interrupted);
+    Ok(summary)
+}
+
+/// How the lookup loop ended.
+#[derive(Debug)]
+enum Flow {
+    Finished,
+    Interrupted,
+    Unauthorized(String),
+    /// The writer thread stopped on an error; `Sink::close` returns it.
+    SinkFailed,
+}
+
+/// Runs every input item through its lookup and hands the rows, in input order, to the writer.
+async fn drive(
+    input_rx: tokio::sync::mpsc::Receiver<InputItem>,
+    resolver: Arc<Resolver>,
+    rows: tokio::sync::mpsc::Sender<FlatRecord>,
+    tally: Arc<Tally>,
+    window: usize,
+    halt: &CancellationToken,
+) -> Flow {
+    let counted = tally.clone();
+    let lookups = tokio_stream_from(input_rx)
+        .map(move |item| {
+            counted.queued.fetch_add(1, Ordering::Relaxed);
+            let resolver = resolver.clone();
+            // Spawning puts the flattening of each document on the runtime's worker threads.
+            tokio::spawn(async move { resolve_item(item, &resolver).await })
+        })
+        .buffered(window.max(1));
+    futures::pin_mut!(lookups);
+
+    while let Some(joined) = lookups.next().await {
+        // Saved-document lookups never wait, so the interrupt is checked here as well as in
+        // the fetch stage.
+        if halt.is_cancelled() {
+            return Flow::Interrupted;
+        }
+        let result = match joined {
+            Ok(result) => result,
+            Err(err) => {
+                // A panic in one lookup is a bug; the row is lost, so say so loudly.
+                tracing::error!(error = %err, "a lookup task panicked; its row is missing");
+                continue;
+            }
+        };
+
+        let record = match result {
+            Ok(record) => record,
+            Err(FetchError::Interrupted) => return Flow::Interrupted,
+            Err(FetchError::Unauthorized(stop)) => return Flow::Unauthorized(stop.describe()),
+        };
+
+        tally.record(record.status, record.source);
+        if rows.send(record).await.is_err() {
+            return Flow::SinkFailed;
+        }
+    }
+    Flow::Finished
+}
+
+/// Turns one input item into its flattened row.
+async fn resolve_item(item: InputItem, resolver: &Arc<Resolver>) -> Result<FlatRecord, FetchError> {
+    let lookup = match item {
+        InputItem::Lookup { ip, .. } => resolver.resolve(ip).await?,
+        InputItem::Skipped {
+            ip,
+            location,
+            reason,
+        } => skipped(&ip, &location.to_string(), &reason),
+        InputItem::Invalid {
+            raw,
+            location,
+            reason,
+        } => invalid(raw, &location.to_string(), &reason),
+    };
+    Ok(flatten::flatten(lookup))
+}
+
+fn skipped(ip: &IpAddr, location: &str, reason: &str) -> Lookup {
+    let mut lookup = Lookup::without_body(ip, Status::Skipped);
+    lookup.error_code = Some("NotGloballyRoutable".to_string());
+    lookup.error_message = Some(format!(
+        "{reason}; first seen at {location}; not sent (use --include-private to send it)"
+    ));
+    lookup
+}
+
+fn invalid(raw: String, location: &str, reason: &str) -> Lookup {
+    Lookup {
+        ip: raw,
+        ip_version: None,
+        status: Status::Invalid,
+        error_code: Some("InvalidAddress".to_string()),
+        error_message: Some(format!("{location}: {reason}")),
+        fetched_at: None,
+        source: None,
+        body: None,
+    }
+}
+
+/// Chooses the exit status from the final counters: anything short of a final answer for
+/// every value is partial.
+fn exit_status(tally: &Tally, flow: &Flow, stopped: Option<Stop>) -> ExitStatus {
+    let snapshot = tally.snapshot();
+    if matches!(flow, Flow::Interrupted) || stopped.is_some() {
+        return ExitStatus::Partial;
+    }
+    if snapshot.failed > 0 || snapshot.quota_exhausted > 0 {
+        return ExitStatus::Partial;
+    }
+    ExitStatus::Done
+}
+
+fn input_summary(stats: &InputStats) -> InputSummary {
+    InputSummary {
+        lines_read: stats.lines_read,
+        values_read: stats.values_read,
+        blank_values: stats.blank_values,
+        duplicate_values: stats.duplicate_values,
+        ragged_rows: stats.ragged_rows,
+        columns_used: stats.columns_used.clone(),
+    }
+}
+
+fn describe_target(target: &OutputTarget) -> String {
+    match target {
+        OutputTarget::Stdout => "-".to_string(),
+        OutputTarget::File(path) => path.display().to_string(),
+    }
+}
+
+/// Adapts a tokio receiver to a `Stream`.
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Runs `vt-enrich flatten`: every saved document under `paths`, one row per distinct address,
+/// in the order the documents were found.
+pub async fn flatten_saved(
+    paths: &[std::path::PathBuf],
+    output: OutputSettings,
+) -> anyhow::Result<RunSummary> {
+    let started = Instant::now();
+    let tally = Tally::default();
+    let sink = Sink::open(&output)?;
+    let rows = sink.sender();
+    let mut ignored = 0;
+
+    for path in paths {
+        let index =
+            SavedIndex::open(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        ignored += index.stats.ignored;
+        for ip in index.addresses() {
+            let record = flatten::flatten(index.lookup(ip));
+            tally.record(record.status, record.source);
+            if rows.send(record).await.is_err() {
+                break;
+            }
+        }
+    }
+    drop(rows);
+    sink.close(true).await.context("cannot write the output")?;
+
+    if ignored > 0 {
+        warn!(
+            ignored,
+            "some documents were not IP address objects and were left out"
+        );
+    }
+    info!(rows = tally.snapshot().done(), "flattened saved documents");
+
+    let status = if tally.snapshot().failed > 0 {
+        ExitStatus::Partial
+    } else {
+        ExitStatus::Done
+    };
+    let mut summary = RunSummary::new(status, &tally.snapshot(), started.elapsed());
+    summary.output = describe_target(&output.target);
+    summary.engines_output = output.engines_target.as_ref().map(describe_target);
+    Ok(summary)
+}
+
+/// Default lookup window for a concurrency: enough rows in flight that one slow retry does not
+/// idle the other slots, bounded so memory stays flat.
+pub fn window_for(concurrency: usize) -> usize {
+    (concurrency * 8).clamp(64, 4096)
+}
