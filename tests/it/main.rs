@@ -1,0 +1,12 @@
+//! Integration tests: the built binary against real files, the real Parquet reader, and the
+//! fake VirusTotal server over real HTTP on 127.0.0.1.
+
+#[path = "../fake_vt/mod.rs"]
+mod fake_vt;
+
+mod cli;
+mod enrich_api;
+mod enrich_saved;
+mod fake_vt_server;
+mod flatten_golden;
+mod support;
