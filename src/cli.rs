@@ -74,6 +74,12 @@ pub enum Command {
     /// Print every output column with its type and meaning.
     Schema(SchemaArgs),
 
+    /// Inspect, export or prune the answer cache.
+    #[command(
+        after_help = "Examples:\n  vt-enrich cache stats\n  vt-enrich cache export -o answers.jsonl   # readable by --from\n  vt-enrich cache prune --older-than 30d"
+    )]
+    Cache(CacheCommand),
+
     /// Print shell completions for bash, zsh or fish.
     Completions {
         #[arg(value_enum)]
@@ -125,6 +131,31 @@ pub struct EnrichArgs {
 
     #[command(flatten)]
     pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// Options of the answer cache.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// SQLite file of cached answers and of the request ledger
+    /// [default: `$XDG_CACHE_HOME/vt-enrich/cache.sqlite`].
+    #[arg(long, value_name = "PATH", env = "VT_ENRICH_CACHE")]
+    pub cache: Option<PathBuf>,
+
+    /// Neither read nor write the cache; daily and monthly budgets then hold within this run only.
+    #[arg(long, env = "VT_ENRICH_NO_CACHE", conflicts_with = "offline")]
+    pub no_cache: bool,
+
+    /// Reuse cached answers younger than this: a number with `s`, `m`, `h` or `d` [default: 7d].
+    #[arg(long, value_name = "AGE", env = "VT_ENRICH_MAX_AGE")]
+    pub max_age: Option<String>,
+
+    /// Answer from the cache only and send no request; addresses not cached get `failed`
+    /// with error code `NotCached`.
+    #[arg(long, env = "VT_ENRICH_OFFLINE")]
+    pub offline: bool,
 }
 
 /// Options that shape the output table(s), shared by `enrich` and `flatten`.
@@ -233,6 +264,39 @@ pub struct FlattenArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `vt-enrich cache` and its actions.
+#[derive(Debug, Args)]
+pub struct CacheCommand {
+    /// SQLite cache file [default: `$XDG_CACHE_HOME/vt-enrich/cache.sqlite`].
+    #[arg(long, value_name = "PATH", env = "VT_ENRICH_CACHE", global = true)]
+    pub cache: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub action: CacheAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Print the number of entries, their ages and sizes, and the requests in the ledger.
+    Stats {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every cached IP address object as JSON Lines, the form `--from` reads.
+    Export {
+        /// Output file, or `-` for stdout.
+        #[arg(short, long, value_name = "PATH")]
+        output: PathBuf,
+    },
+    /// Delete entries fetched longer ago than AGE, and give the space back.
+    Prune {
+        /// A number with `s`, `m`, `h` or `d`, such as `30d`.
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
+    },
 }
 
 /// Options of `vt-enrich schema`.

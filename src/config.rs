@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::{ApiArgs, EnginesArg, FormatArg, InputFormatArg, OutputArgs, ProgressArg};
+use crate::cli::{
+    ApiArgs, CacheArgs, EnginesArg, FormatArg, InputFormatArg, OutputArgs, ProgressArg,
+};
 use crate::fetch::client::ClientSettings;
 use crate::fetch::pacing::QuotaSettings;
 use crate::fetch::retry::RetryPolicy;
@@ -68,6 +70,10 @@ pub struct ConfigFile {
     pub max_body_bytes: Option<u64>,
     pub engines: Option<String>,
     pub include_private: Option<bool>,
+    /// Cache file; `--cache` and `VT_ENRICH_CACHE` override it.
+    pub cache_path: Option<PathBuf>,
+    /// Cache age limit such as `7d`.
+    pub max_age: Option<String>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
 }
@@ -107,7 +113,9 @@ impl ConfigFile {
             read_timeout_secs,
             max_body_bytes,
             engines,
-            include_private
+            include_private,
+            cache_path,
+            max_age
         );
         self.profiles.extend(over.profiles);
         self
@@ -301,12 +309,7 @@ pub fn fetch_settings(
         )?,
     };
 
-    let api_url = args
-        .api_url
-        .clone()
-        .or_else(|| file.api_url.clone())
-        .unwrap_or_else(|| "https://www.virustotal.com/api/v3".to_string());
-    let api_url = validate_api_url(&api_url)?;
+    let api_url = api_url(args, file)?;
 
     let client = ClientSettings {
         api_url,
@@ -334,6 +337,16 @@ pub fn fetch_settings(
     Ok((settings, key))
 }
 
+/// Returns the validated API root, without a trailing slash.
+pub fn api_url(args: &ApiArgs, file: &ConfigFile) -> Result<String, ConfigError> {
+    let url = args
+        .api_url
+        .clone()
+        .or_else(|| file.api_url.clone())
+        .unwrap_or_else(|| "https://www.virustotal.com/api/v3".to_string());
+    validate_api_url(&url)
+}
+
 fn resolve_profile(args: &ApiArgs, file: &ConfigFile) -> Result<Profile, ConfigError> {
     let name = args
         .profile
@@ -347,6 +360,71 @@ fn resolve_profile(args: &ApiArgs, file: &ConfigFile) -> Result<Profile, ConfigE
             name,
             known: file.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
         })
+}
+
+/// Cache settings of an `enrich` run.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// `None` with `--no-cache`.
+    pub path: Option<PathBuf>,
+    pub max_age: Duration,
+    pub offline: bool,
+}
+
+/// Resolves the cache options.
+pub fn cache_settings(args: &CacheArgs, file: &ConfigFile) -> Result<CacheSettings, ConfigError> {
+    let max_age_text = args
+        .max_age
+        .clone()
+        .or_else(|| file.max_age.clone())
+        .unwrap_or_else(|| "7d".to_string());
+    let max_age = parse_age(&max_age_text).map_err(|message| ConfigError::Invalid {
+        setting: "--max-age",
+        message,
+    })?;
+
+    let path = if args.no_cache {
+        None
+    } else {
+        Some(cache_path(args.cache.as_deref(), file)?)
+    };
+    Ok(CacheSettings {
+        path,
+        max_age,
+        offline: args.offline,
+    })
+}
+
+/// Returns the cache file: the option, the config file's `cache_path`, or the platform default.
+pub fn cache_path(option: Option<&Path>, file: &ConfigFile) -> Result<PathBuf, ConfigError> {
+    option
+        .map(Path::to_path_buf)
+        .or_else(|| file.cache_path.clone())
+        .or_else(crate::cache::Cache::default_path)
+        .ok_or(ConfigError::Invalid {
+            setting: "--cache",
+            message: "no cache directory is known on this system; pass --cache PATH or --no-cache"
+                .into(),
+        })
+}
+
+/// Parses an age such as `90s`, `30m`, `12h`, `7d`, or a plain number of seconds.
+pub fn parse_age(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit_secs) = match text.char_indices().last() {
+        Some((at, 's')) => (&text[..at], 1),
+        Some((at, 'm')) => (&text[..at], 60),
+        Some((at, 'h')) => (&text[..at], 3600),
+        Some((at, 'd')) => (&text[..at], 86_400),
+        _ => (text, 1),
+    };
+    let value: u64 = number.trim().parse().map_err(|_| {
+        format!("`{text}` is not an age; write a whole number with s, m, h or d, such as `7d`")
+    })?;
+    value
+        .checked_mul(unit_secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("`{text}` is too long an age"))
 }
 
 fn limit(value: u32) -> Option<NonZeroU32> {
@@ -465,6 +543,16 @@ mod tests {
         assert!(validate_api_url("ftp://example.invalid/").is_err());
         assert!(validate_api_url("https://user:secret@example.invalid/").is_err());
         assert!(validate_api_url("not a url").is_err());
+    }
+
+    #[test]
+    fn ages_accept_units_and_reject_junk() {
+        assert_eq!(parse_age("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(12 * 3600));
+        assert_eq!(parse_age("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_age("7 days").is_err());
+        assert!(parse_age("-1d").is_err());
+        assert!(parse_age("").is_err());
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! - [`app`], [`cli`], [`config`], [`exit`], [`logging`]: the command-line program around them.
 
 pub mod app;
+pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod exit;
 pub mod fetch;

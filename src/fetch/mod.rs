@@ -5,6 +5,7 @@
 //! requests itself; parsing the document into columns is left to the flattener, and the order
 //! of rows to the pipeline.
 
+pub mod cached;
 pub mod client;
 pub mod pacing;
 pub mod retry;
@@ -19,7 +20,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
+use crate::cache::{Cache, KeyHash};
 use crate::model::{AnswerSource, Lookup, Status};
+use cached::CacheLayer;
 use client::{ApiClient, Attempt, ClientSettings};
 use pacing::{Pacer, QuotaSettings, Stop};
 use retry::{Class, RetryPolicy, classify};
@@ -87,16 +90,19 @@ pub struct Fetcher {
 
 impl Fetcher {
     /// Builds the fetch stage. Cancelling `interrupt` stops it: pending lookups end with
-    /// [`FetchError::Interrupted`].
+    /// [`FetchError::Interrupted`]. With `ledger`, requests are counted in the cache file so
+    /// that budgets hold across runs and processes.
     pub fn new(
         settings: FetchSettings,
         key: &ApiKey,
+        ledger: Option<Arc<Cache>>,
         interrupt: CancellationToken,
     ) -> anyhow::Result<Fetcher> {
         let client = ApiClient::new(settings.client, key)?;
+        let shared = ledger.map(|cache| (cache, KeyHash::of(key.expose())));
         Ok(Fetcher {
             client,
-            pacer: Pacer::new(settings.quota, &interrupt),
+            pacer: Pacer::new(settings.quota, shared, &interrupt),
             retry: settings.retry,
             slots: Semaphore::new(settings.concurrency.max(1)),
             interrupt,
@@ -219,6 +225,14 @@ fn stopped_lookup(ip: &IpAddr, stop: Stop) -> Result<Lookup, FetchError> {
             lookup.error_message = Some(stop.describe());
             Ok(lookup)
         }
+        Stop::LedgerFailed(message) => {
+            let mut lookup = Lookup::without_body(ip, Status::Failed);
+            lookup.error_code = Some("LedgerFailed".to_string());
+            lookup.error_message = Some(format!(
+                "not sent: the request ledger in the cache failed: {message}"
+            ));
+            Ok(lookup)
+        }
         Stop::Unauthorized { .. } => Err(FetchError::Unauthorized(stop)),
         Stop::Cancelled => Err(FetchError::Interrupted),
     }
@@ -300,7 +314,14 @@ fn describe(attempt: &Attempt) -> String {
 
 /// Where lookups are answered from.
 pub enum Resolver {
-    Api(Box<Fetcher>),
+    /// The API, behind the cache unless `--no-cache`.
+    Api {
+        fetcher: Box<Fetcher>,
+        cache: Option<CacheLayer>,
+    },
+    /// The cache only (`--offline`).
+    Offline(CacheLayer),
+    /// Saved documents (`--from`).
     Saved(saved::SavedIndex),
 }
 
@@ -308,24 +329,41 @@ impl Resolver {
     /// Looks up one address.
     pub async fn resolve(self: &Arc<Self>, ip: IpAddr) -> Result<Lookup, FetchError> {
         match self.as_ref() {
-            Resolver::Api(fetcher) => fetcher.lookup(ip).await,
+            Resolver::Api { fetcher, cache } => {
+                if let Some(cache) = cache
+                    && let Some(hit) = cache.get(&ip).await
+                {
+                    return Ok(hit);
+                }
+                let lookup = fetcher.lookup(ip).await?;
+                // Committed before the row counts as done, so a kill after this point never
+                // costs the request again.
+                if let Some(cache) = cache {
+                    cache.put(&lookup, &ip).await;
+                }
+                Ok(lookup)
+            }
+            Resolver::Offline(cache) => Ok(match cache.get(&ip).await {
+                Some(hit) => hit,
+                None => cache.offline_miss(&ip),
+            }),
             Resolver::Saved(index) => Ok(index.lookup(&ip)),
         }
     }
 
-    /// Returns the request counters (zero for saved documents).
+    /// Returns the request counters (zero without the API).
     pub fn counters(&self) -> FetchCounters {
         match self {
-            Resolver::Api(fetcher) => fetcher.counters(),
-            Resolver::Saved(_) => FetchCounters::default(),
+            Resolver::Api { fetcher, .. } => fetcher.counters(),
+            Resolver::Offline(_) | Resolver::Saved(_) => FetchCounters::default(),
         }
     }
 
     /// Returns why the stage stopped sending, if it did.
     pub fn stopped(&self) -> Option<Stop> {
         match self {
-            Resolver::Api(fetcher) => fetcher.stopped(),
-            Resolver::Saved(_) => None,
+            Resolver::Api { fetcher, .. } => fetcher.stopped(),
+            Resolver::Offline(_) | Resolver::Saved(_) => None,
         }
     }
 }

@@ -17,6 +17,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::retry::Class;
+use crate::cache::{Budgets, Cache, KeyHash, Reservation};
+use crate::clock;
 
 /// Quota settings of a run. `None` means no limit.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +55,8 @@ pub enum Stop {
         code: Option<String>,
         message: Option<String>,
     },
+    /// The request ledger in the cache file could not be read or written.
+    LedgerFailed(String),
     /// The user interrupted the run.
     Cancelled,
 }
@@ -85,6 +89,7 @@ impl Stop {
                 code.as_deref().unwrap_or("Unauthorized"),
                 message.as_deref().unwrap_or("no message")
             ),
+            Stop::LedgerFailed(message) => format!("the request ledger failed: {message}"),
             Stop::Cancelled => "interrupted".to_string(),
         }
     }
@@ -152,6 +157,19 @@ fn next_month(day: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&first.and_hms_opt(0, 0, 0).unwrap_or_default())
 }
 
+/// Where requests are counted against the daily and monthly budgets.
+enum Ledger {
+    /// In memory: the budgets hold within this run only.
+    Local(Mutex<Budget>),
+    /// In the cache file: the budgets, and the per-minute quota, hold across runs and across
+    /// processes that share the file and the key.
+    Shared {
+        cache: std::sync::Arc<Cache>,
+        key: KeyHash,
+        budgets: Budgets,
+    },
+}
+
 /// State of the shared quota probe while the API answers 429.
 #[derive(Debug, Default)]
 struct Probe {
@@ -177,7 +195,7 @@ pub struct Admission {
 pub struct Pacer {
     per_minute: Option<DefaultDirectRateLimiter>,
     settings: QuotaSettings,
-    budget: Mutex<Budget>,
+    ledger: Ledger,
     probe: Mutex<Probe>,
     probe_changed: Notify,
     first_gate: std::sync::Arc<tokio::sync::Mutex<bool>>,
@@ -193,23 +211,39 @@ pub struct Pacer {
 
 impl Pacer {
     /// Creates the pacer. It stops when `interrupt` is cancelled (Ctrl-C), and by itself when a
-    /// quota runs out or the key is rejected.
-    pub fn new(settings: QuotaSettings, interrupt: &CancellationToken) -> Pacer {
+    /// quota runs out or the key is rejected. With `shared`, requests are counted in the cache
+    /// file's ledger for that key hash instead of in memory.
+    pub fn new(
+        settings: QuotaSettings,
+        shared: Option<(std::sync::Arc<Cache>, KeyHash)>,
+        interrupt: &CancellationToken,
+    ) -> Pacer {
         let halt = interrupt.child_token();
         let per_minute = settings
             .per_minute
             .map(|quota| RateLimiter::direct(minute_quota(quota)));
-        let budget = Budget {
-            per_day: settings.per_day,
-            per_month: settings.per_month,
-            day: Utc::now().date_naive(),
-            used_day: 0,
-            used_month: 0,
+        let ledger = match shared {
+            Some((cache, key)) => Ledger::Shared {
+                cache,
+                key,
+                budgets: Budgets {
+                    per_minute: settings.per_minute.map(NonZeroU32::get),
+                    per_day: settings.per_day.map(NonZeroU32::get),
+                    per_month: settings.per_month.map(NonZeroU32::get),
+                },
+            },
+            None => Ledger::Local(Mutex::new(Budget {
+                per_day: settings.per_day,
+                per_month: settings.per_month,
+                day: clock::now().date_naive(),
+                used_day: 0,
+                used_month: 0,
+            })),
         };
         Pacer {
             per_minute,
             settings,
-            budget: Mutex::new(budget),
+            ledger,
             probe: Mutex::new(Probe::default()),
             probe_changed: Notify::new(),
             first_gate: std::sync::Arc::new(tokio::sync::Mutex::new(false)),
@@ -260,8 +294,7 @@ impl Pacer {
             }
         }
 
-        let reserved = lock(&self.budget).reserve(Utc::now());
-        if let Err(stop) = reserved {
+        if let Err(stop) = self.reserve().await {
             self.release_probe(probe);
             self.halt_with(stop.clone());
             return Err(stop);
@@ -298,6 +331,60 @@ impl Pacer {
         }
         self.halt.cancel();
         self.probe_changed.notify_waiters();
+    }
+
+    /// Counts one request against the budgets, waiting while the shared per-minute window of
+    /// the ledger is full (another process sharing the key may have filled it).
+    async fn reserve(&self) -> Result<(), Stop> {
+        let (cache, key, budgets) = match &self.ledger {
+            Ledger::Local(budget) => return lock(budget).reserve(clock::now()),
+            Ledger::Shared {
+                cache,
+                key,
+                budgets,
+            } => (cache, key, budgets),
+        };
+
+        loop {
+            let reservation = {
+                let (cache, key, budgets) = (cache.clone(), key.clone(), *budgets);
+                tokio::task::spawn_blocking(move || {
+                    cache.reserve_request(&key, clock::now(), &budgets)
+                })
+                .await
+                .map_err(|err| Stop::LedgerFailed(err.to_string()))?
+                .map_err(|err| Stop::LedgerFailed(err.to_string()))?
+            };
+
+            let retry_at = match reservation {
+                Reservation::Granted => return Ok(()),
+                Reservation::DaySpent { limit, resets_at } => {
+                    return Err(Stop::BudgetSpent {
+                        window: BudgetWindow::Day,
+                        limit,
+                        resets_at,
+                    });
+                }
+                Reservation::MonthSpent { limit, resets_at } => {
+                    return Err(Stop::BudgetSpent {
+                        window: BudgetWindow::Month,
+                        limit,
+                        resets_at,
+                    });
+                }
+                Reservation::RetryAt(at) => at,
+            };
+
+            let wait = (retry_at - clock::now()).to_std().unwrap_or_default();
+            tracing::debug!(
+                wait_ms = wait.as_millis() as u64,
+                "per-minute window of the shared ledger is full; waiting"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.halt.cancelled() => return Err(self.stopped().unwrap_or(Stop::Cancelled)),
+            }
+        }
     }
 
     fn check_stopped(&self) -> Result<(), Stop> {
@@ -529,7 +616,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn persistent_429_stops_after_a_bounded_number_of_probes() {
-        let pacer = Pacer::new(settings(), &CancellationToken::new());
+        let pacer = Pacer::new(settings(), None, &CancellationToken::new());
         let mut sent = 0;
         loop {
             match pacer.admit().await {
@@ -550,7 +637,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_success_ends_the_probe() {
-        let pacer = Pacer::new(settings(), &CancellationToken::new());
+        let pacer = Pacer::new(settings(), None, &CancellationToken::new());
         let first = pacer.admit().await.unwrap();
         pacer.record(first, Class::Throttled);
         let probe = pacer.admit().await.unwrap();
@@ -565,7 +652,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_rejected_key_stops_waiting_tasks() {
-        let pacer = std::sync::Arc::new(Pacer::new(settings(), &CancellationToken::new()));
+        let pacer = std::sync::Arc::new(Pacer::new(settings(), None, &CancellationToken::new()));
         let first = pacer.admit().await.unwrap();
 
         let waiting = {

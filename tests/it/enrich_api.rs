@@ -24,7 +24,8 @@ fn write_list(dir: &Path, ips: &[String]) -> PathBuf {
     path
 }
 
-/// A command for `enrich` against `server` with no local quota and fast retries.
+/// A command for `enrich` against `server` with no local quota, fast retries, and a cache file
+/// next to the output.
 fn enrich(server: &FakeVt, input: &Path, out: &Path) -> Command {
     let mut command = vt_enrich();
     command
@@ -33,6 +34,8 @@ fn enrich(server: &FakeVt, input: &Path, out: &Path) -> Command {
         .arg(input)
         .arg("-o")
         .arg(out)
+        .arg("--cache")
+        .arg(out.with_extension("cache.sqlite"))
         .args(["--api-url", &server.url()])
         .args(["--profile", "unlimited", "--concurrency", "8"])
         .args(["--backoff-base", "0.01", "--backoff-max", "0.05"])

@@ -4,6 +4,7 @@
 #[path = "../fake_vt/mod.rs"]
 mod fake_vt;
 
+mod cache;
 mod cli;
 mod enrich_api;
 mod enrich_saved;

@@ -28,7 +28,12 @@ pub fn vt_enrich() -> Command {
         .env_remove("ALL_PROXY")
         .env_remove("all_proxy")
         .env("NO_COLOR", "1")
-        .env("XDG_CONFIG_HOME", "/nonexistent-vt-enrich-test-config");
+        .env("XDG_CONFIG_HOME", "/nonexistent-vt-enrich-test-config")
+        // Tests name their cache file; this only keeps a forgotten one out of the user's home.
+        .env(
+            "XDG_CACHE_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/xdg-cache"),
+        );
     for (name, _) in std::env::vars() {
         if name.starts_with("VT_ENRICH_") {
             command.env_remove(name);

@@ -1,19 +1,23 @@
 //! The application layer: turns parsed arguments into settings, runs a subcommand, prints the
 //! summary or the error, and picks the exit status.
 
-use std::io::Write;
+mod cache;
+mod schema;
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::cli::{Cli, Command, EnrichArgs, FlattenArgs, SchemaArgs, SchemaFormatArg};
+use crate::cache::{Cache, CacheError};
+use crate::cli::{Cli, Command, EnrichArgs, FlattenArgs};
 use crate::config::{self, ConfigError, ConfigFile};
 use crate::exit::ExitStatus;
+use crate::fetch::cached::CacheLayer;
 use crate::fetch::saved::SavedIndex;
 use crate::fetch::{Fetcher, Resolver};
-use crate::flatten;
 use crate::input::InputOptions;
 use crate::pipeline::{self, EnrichRun, RunError};
 use crate::report::progress;
@@ -35,7 +39,11 @@ pub fn run(cli: Cli) -> ExitStatus {
 
 fn dispatch(cli: Cli, quiet: bool) -> anyhow::Result<ExitStatus> {
     match cli.command {
-        Command::Schema(args) => print_schema(&args),
+        Command::Schema(args) => schema::print_schema(&args),
+        Command::Cache(command) => {
+            let file = config::load(cli.global.config.as_deref())?;
+            cache::run(&command, &file)
+        }
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "vt-enrich", &mut std::io::stdout());
@@ -78,21 +86,40 @@ async fn enrich(args: EnrichArgs, file: ConfigFile, quiet: bool) -> anyhow::Resu
     };
 
     let halt = CancellationToken::new();
-    let (resolver, per_minute, window) = match &args.from {
-        Some(path) => {
-            let index = SavedIndex::open(path)?;
-            (Resolver::Saved(index), None, pipeline::window_for(64))
+    let cache_settings = config::cache_settings(&args.cache, &file)?;
+    let open_cache = || -> anyhow::Result<Option<Arc<Cache>>> {
+        match &cache_settings.path {
+            Some(path) => Ok(Some(Arc::new(Cache::open(path)?))),
+            None => Ok(None),
         }
-        None => {
-            let (settings, key) = config::fetch_settings(&args.api, &file)?;
-            let per_minute = settings.quota.per_minute;
-            let window = pipeline::window_for(settings.concurrency);
-            (
-                Resolver::Api(Box::new(Fetcher::new(settings, &key, halt.clone())?)),
-                per_minute,
-                window,
+    };
+
+    let (resolver, per_minute, window) = if let Some(path) = &args.from {
+        let index = SavedIndex::open(path)?;
+        (Resolver::Saved(index), None, pipeline::window_for(64))
+    } else if cache_settings.offline {
+        let cache = open_cache()?.context("--offline needs the cache")?;
+        let api_url = config::api_url(&args.api, &file)?;
+        let layer = CacheLayer::new(cache, api_url, cache_settings.max_age);
+        (Resolver::Offline(layer), None, pipeline::window_for(64))
+    } else {
+        let (settings, key) = config::fetch_settings(&args.api, &file)?;
+        let cache = open_cache()?;
+        let layer = cache.clone().map(|cache| {
+            CacheLayer::new(
+                cache,
+                settings.client.api_url.clone(),
+                cache_settings.max_age,
             )
-        }
+        });
+        let per_minute = settings.quota.per_minute;
+        let window = pipeline::window_for(settings.concurrency);
+        let fetcher = Fetcher::new(settings, &key, cache, halt.clone())?;
+        let resolver = Resolver::Api {
+            fetcher: Box::new(fetcher),
+            cache: layer,
+        };
+        (resolver, per_minute, window)
     };
 
     let summary_path = output.summary_json.clone();
@@ -179,60 +206,6 @@ async fn wait_for_signal() {
     }
 }
 
-fn print_schema(args: &SchemaArgs) -> anyhow::Result<ExitStatus> {
-    let mode = config::schema_engines(args.engines);
-    let main = flatten::main_columns(mode);
-    let engines = flatten::engine_columns();
-    let mut out = std::io::stdout().lock();
-
-    match args.format {
-        SchemaFormatArg::Json => {
-            let mut tables =
-                vec![serde_json::json!({"table": "main", "columns": columns_json(&main)})];
-            if mode == flatten::EnginesMode::Long {
-                tables.push(
-                    serde_json::json!({"table": "engines", "columns": columns_json(&engines)}),
-                );
-            }
-            serde_json::to_writer_pretty(&mut out, &tables)?;
-            writeln!(out)?;
-        }
-        SchemaFormatArg::Text => {
-            write_columns(&mut out, "main table (-o PATH)", &main)?;
-            if mode == flatten::EnginesMode::Long {
-                writeln!(out)?;
-                write_columns(&mut out, "engines table (<stem>.engines.<ext>)", &engines)?;
-            }
-        }
-    }
-    Ok(ExitStatus::Done)
-}
-
-fn columns_json(columns: &[flatten::ColumnDoc]) -> Vec<serde_json::Value> {
-    columns
-        .iter()
-        .map(|column| serde_json::json!({"name": column.name, "type": column.data_type, "doc": column.doc}))
-        .collect()
-}
-
-fn write_columns(
-    out: &mut impl Write,
-    title: &str,
-    columns: &[flatten::ColumnDoc],
-) -> std::io::Result<()> {
-    writeln!(out, "{title}")?;
-    let name_width = columns.iter().map(|c| c.name.len()).max().unwrap_or(0);
-    let type_width = columns.iter().map(|c| c.data_type.len()).max().unwrap_or(0);
-    for column in columns {
-        writeln!(
-            out,
-            "  {:name_width$}  {:type_width$}  {}",
-            column.name, column.data_type, column.doc
-        )?;
-    }
-    Ok(())
-}
-
 /// Prints a fatal error as `error: …`, its causes, and a hint, and picks the exit status.
 fn report_error(err: &anyhow::Error) -> ExitStatus {
     if is_broken_pipe(err) {
@@ -269,6 +242,10 @@ fn classify_error(err: &anyhow::Error) -> ExitStatus {
         .downcast_ref::<crate::fetch::saved::SavedError>()
         .is_some()
     {
+        return ExitStatus::Usage;
+    }
+    // A cache that cannot be opened is fixed by --cache PATH or --no-cache, like a bad option.
+    if err.downcast_ref::<CacheError>().is_some() {
         return ExitStatus::Usage;
     }
     ExitStatus::Failed
