@@ -74,6 +74,10 @@ pub enum Command {
     /// Print every output column with its type and meaning.
     Schema(SchemaArgs),
 
+    /// Print the account's request allowances and use, from the API, next to the local ledger.
+    #[command(after_help = "Example:\n  VT_API_KEY=... vt-enrich quota")]
+    Quota(QuotaArgs),
+
     /// Inspect, export or prune the answer cache.
     #[command(
         after_help = "Examples:\n  vt-enrich cache stats\n  vt-enrich cache export -o answers.jsonl   # readable by --from\n  vt-enrich cache prune --older-than 30d"
@@ -244,6 +248,11 @@ pub struct ApiArgs {
     #[arg(long, value_name = "SECS", env = "VT_ENRICH_READ_TIMEOUT")]
     pub read_timeout: Option<f64>,
 
+    /// Before the run, read the account's daily and monthly use from the API and lower the
+    /// budgets to what is left of them (one extra request).
+    #[arg(long, env = "VT_ENRICH_QUOTA_FROM_API")]
+    pub quota_from_api: bool,
+
     /// Seconds a 429 `QuotaExceededError` must persist before the daily or monthly quota is
     /// taken as spent and the run stops sending [default: 60].
     #[arg(
@@ -264,6 +273,20 @@ pub struct FlattenArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Options of `vt-enrich quota`.
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `vt-enrich cache` and its actions.

@@ -2,6 +2,7 @@
 //! summary or the error, and picks the exit status.
 
 mod cache;
+mod quota;
 mod schema;
 
 use std::sync::Arc;
@@ -40,6 +41,10 @@ pub fn run(cli: Cli) -> ExitStatus {
 fn dispatch(cli: Cli, quiet: bool) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Schema(args) => schema::print_schema(&args),
+        Command::Quota(args) => {
+            let file = config::load(cli.global.config.as_deref())?;
+            run_async(quota::run(&args, &file))
+        }
         Command::Cache(command) => {
             let file = config::load(cli.global.config.as_deref())?;
             cache::run(&command, &file)
@@ -103,8 +108,18 @@ async fn enrich(args: EnrichArgs, file: ConfigFile, quiet: bool) -> anyhow::Resu
         let layer = CacheLayer::new(cache, api_url, cache_settings.max_age);
         (Resolver::Offline(layer), None, pipeline::window_for(64))
     } else {
-        let (settings, key) = config::fetch_settings(&args.api, &file)?;
+        let (mut settings, key) = config::fetch_settings(&args.api, &file)?;
         let cache = open_cache()?;
+        if args.api.quota_from_api {
+            let counted = match &cache {
+                Some(cache) => Some(cache.usage(
+                    &crate::cache::KeyHash::of(key.expose()),
+                    crate::clock::now(),
+                )?),
+                None => None,
+            };
+            quota::size_budgets(&mut settings, &key, counted).await?;
+        }
         let layer = cache.clone().map(|cache| {
             CacheLayer::new(
                 cache,

@@ -12,7 +12,7 @@ use super::ApiKey;
 
 /// The User-Agent must contain `gzip` for VirusTotal to compress responses, in addition to
 /// `Accept-Encoding: gzip` (VirusTotal API v3 overview, "Response compression").
-const USER_AGENT: &str = concat!("vt-enrich/", env!("CARGO_PKG_VERSION"), " (gzip)");
+pub(crate) const USER_AGENT: &str = concat!("vt-enrich/", env!("CARGO_PKG_VERSION"), " (gzip)");
 
 /// Settings of the HTTP client.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@
 pub mod cached;
 pub mod client;
 pub mod pacing;
+pub mod quota;
 pub mod retry;
 pub mod saved;
 

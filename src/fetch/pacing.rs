@@ -30,6 +30,8 @@ pub struct QuotaSettings {
     pub probe_window: Duration,
     /// First wait between two quota probes; doubled after each 429, never past the window.
     pub probe_base: Duration,
+    /// Set when the account's quota was already spent before the run (`--quota-from-api`).
+    pub spent_at_start: bool,
 }
 
 /// Budget window that ran out.
@@ -240,7 +242,8 @@ impl Pacer {
                 used_month: 0,
             })),
         };
-        Pacer {
+        let spent_at_start = settings.spent_at_start;
+        let pacer = Pacer {
             per_minute,
             settings,
             ledger,
@@ -252,7 +255,16 @@ impl Pacer {
             halt,
             requests_sent: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+        };
+        if spent_at_start {
+            let now = clock::now().date_naive();
+            pacer.halt_with(Stop::BudgetSpent {
+                window: BudgetWindow::Day,
+                limit: 0,
+                resets_at: next_day(now),
+            });
         }
+        pacer
     }
 
     /// Returns the reason the stage stopped, if it did.
@@ -524,6 +536,7 @@ mod tests {
             per_month: None,
             probe_window: Duration::from_secs(60),
             probe_base: Duration::from_secs(1),
+            spent_at_start: false,
         }
     }
 

@@ -10,4 +10,5 @@ mod enrich_api;
 mod enrich_saved;
 mod fake_vt_server;
 mod flatten_golden;
+mod quota;
 mod support;

@@ -1,0 +1,132 @@
+//! The account's allowances, read from `GET /users/{id}/overall_quotas`, where `{id}` may be
+//! the API key itself (VirusTotal API v3 reference, "Get a user's overall quotas").
+//!
+//! Quotas have three limits, per minute, per day and per month; daily ones reset at 00:00 UTC
+//! and monthly ones at 00:00 UTC on the 1st (docs.virustotal.com, "How consumption quotas are
+//! handled"). The endpoint reports hourly, daily and monthly request quotas.
+
+use serde::{Deserialize, Serialize};
+
+use super::ApiKey;
+use super::client::{ClientSettings, USER_AGENT};
+
+/// One quota as the API reports it: for the user, and for the group the key belongs to.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct QuotaUse {
+    pub user: Option<Allowance>,
+    pub group: Option<Allowance>,
+}
+
+/// Requests allowed and used in the current period.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Allowance {
+    pub allowed: Option<u64>,
+    pub used: Option<u64>,
+}
+
+impl Allowance {
+    /// Requests left in the period, when both numbers are known.
+    pub fn remaining(&self) -> Option<u64> {
+        Some(self.allowed?.saturating_sub(self.used?))
+    }
+}
+
+/// The API request quotas of the account.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct AccountQuotas {
+    #[serde(default)]
+    pub api_requests_hourly: QuotaUse,
+    #[serde(default)]
+    pub api_requests_daily: QuotaUse,
+    #[serde(default)]
+    pub api_requests_monthly: QuotaUse,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    data: AccountQuotas,
+}
+
+/// Failure to read the quotas, with the HTTP status when there was one.
+#[derive(Debug, thiserror::Error)]
+pub enum QuotaError {
+    #[error("cannot reach the API: {0}")]
+    Transport(String),
+    #[error("the API answered HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("the quota answer is not the expected JSON: {0}")]
+    Parse(String),
+}
+
+/// Reads the account's quotas. The key travels in the header as for every request; it is also
+/// the path's `{id}`, so the URL is never logged or put in an error.
+pub async fn fetch_account_quotas(
+    settings: &ClientSettings,
+    key: &ApiKey,
+) -> Result<AccountQuotas, QuotaError> {
+    let http = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.connect_timeout + settings.read_timeout)
+        .build()
+        .map_err(|err| QuotaError::Transport(err.without_url().to_string()))?;
+
+    let url = format!("{}/users/{}/overall_quotas", settings.api_url, key.expose());
+    let response = http
+        .get(url)
+        .header("x-apikey", key.expose())
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|err| QuotaError::Transport(err.without_url().to_string()))?;
+
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|err| QuotaError::Transport(err.without_url().to_string()))?;
+    if status != 200 {
+        let text =
+            String::from_utf8_lossy(&body[..body.len().min(300)]).replace(key.expose(), "<key>");
+        return Err(QuotaError::Status { status, body: text });
+    }
+
+    serde_json::from_slice::<Envelope>(&body)
+        .map(|envelope| envelope.data)
+        .map_err(|err| QuotaError::Parse(err.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_answer_parses_user_and_group() {
+        let body = br#"{"data": {
+            "api_requests_daily": {"user": {"allowed": 500, "used": 120}, "group": {"allowed": 10000, "used": 4000}},
+            "api_requests_monthly": {"user": {"allowed": 15500, "used": 3000}},
+            "intelligence_searches_monthly": {"user": {"allowed": 0, "used": 0}}
+        }}"#;
+        let quotas = serde_json::from_slice::<Envelope>(body).unwrap().data;
+        let daily = quotas.api_requests_daily.user.unwrap();
+        assert_eq!(daily.remaining(), Some(380));
+        assert_eq!(
+            quotas.api_requests_daily.group.unwrap().allowed,
+            Some(10_000)
+        );
+        assert_eq!(
+            quotas.api_requests_monthly.user.unwrap().remaining(),
+            Some(12_500)
+        );
+        assert_eq!(quotas.api_requests_hourly, QuotaUse::default());
+    }
+
+    #[test]
+    fn used_beyond_allowed_leaves_nothing() {
+        let allowance = Allowance {
+            allowed: Some(10),
+            used: Some(12),
+        };
+        assert_eq!(allowance.remaining(), Some(0));
+    }
+}
