@@ -366,3 +366,97 @@ fn cache_export_is_readable_by_from() {
     assert_eq!(stats["entries"], 6);
     assert_eq!(stats["ledger"][0]["today"], 6);
 }
+
+/// Sends `signal` (a `kill` name such as `INT`) to a child process.
+fn send_signal(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn interrupt_writes_what_is_done_and_rerun_finishes() {
+    for signal in ["INT", "TERM"] {
+        let server =
+            FakeVt::start(FakeVtConfig::default().with_latency(Duration::from_millis(100)));
+        let dir = tempfile::tempdir().unwrap();
+        let ips = public_ips(100);
+        let input = write_list(&dir.path().join("ips.txt"), &ips);
+        let cache = dir.path().join("cache.sqlite");
+        let out = dir.path().join("out.parquet");
+
+        let child = enrich(&server, &input, &out, &cache)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        send_signal(&child, signal);
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "SIG{signal}: {}",
+            describe(&output)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("rerun the same command"), "{stderr}");
+
+        // The rows written are a prefix of the input, each with a final answer.
+        let batch = read_parquet(&out);
+        let done = batch.num_rows();
+        assert!(done > 0 && done < 100, "SIG{signal}: {done} rows");
+        let written: Vec<String> = strings(&batch, "ip").into_iter().flatten().collect();
+        assert_eq!(written, ips[..done]);
+        assert!(
+            strings(&batch, "status")
+                .iter()
+                .all(|s| s.as_deref() == Some("ok"))
+        );
+
+        let output = run(&mut enrich(&server, &input, &out, &cache));
+        assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+        assert_eq!(read_parquet(&out).num_rows(), 100);
+        let stats = server.stats();
+        assert!(ips.iter().all(|ip| stats.successes(ip) >= 1));
+        // Requests cancelled by the interrupt (at most the 4 in flight) may have been answered;
+        // nothing else repeats.
+        let refetched: u32 = ips
+            .iter()
+            .map(|ip| stats.successes(ip).saturating_sub(1))
+            .sum();
+        assert!(
+            refetched <= 4,
+            "SIG{signal}: {refetched} addresses fetched twice"
+        );
+    }
+}
+
+#[test]
+fn second_interrupt_exits_at_once_with_a_consistent_cache() {
+    let server = FakeVt::start(FakeVtConfig::default().with_latency(Duration::from_millis(300)));
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_list(&dir.path().join("ips.txt"), &public_ips(50));
+    let cache = dir.path().join("cache.sqlite");
+    let out = dir.path().join("out.parquet");
+
+    let child = enrich(&server, &input, &out, &cache)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    send_signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(50));
+    send_signal(&child, "INT");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+
+    // The cache opens and answers; the rerun completes from it and the API.
+    let output = run(&mut enrich(&server, &input, &out, &cache));
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(read_parquet(&out).num_rows(), 50);
+}
