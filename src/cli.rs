@@ -20,7 +20,7 @@ Examples:
     cat ips.txt | vt-enrich enrich -o lookups.csv
     vt-enrich enrich ips.txt -o - > lookups.csv
 
-The API key is read from VT_API_KEY, from `api_key` in the config file, or from --api-key-file.
+The API key is read from --api-key-file, else VT_API_KEY, else `api_key` in the config file.
 Settings precedence: command line, VT_ENRICH_* environment variables, config file, built-in defaults.";
 
 fn enrich_after_help() -> String {
@@ -84,7 +84,7 @@ pub enum Command {
     )]
     Cache(CacheCommand),
 
-    /// Print shell completions for bash, zsh or fish.
+    /// Print shell completions (bash, zsh, fish, elvish or powershell).
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,

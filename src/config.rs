@@ -90,9 +90,19 @@ pub struct Profile {
 
 impl ConfigFile {
     fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
-        toml::from_str(text).map_err(|err| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: err.to_string(),
+        // The error names the line, but never quotes it: the line may hold the API key.
+        toml::from_str(text).map_err(|err: toml::de::Error| {
+            let line = err
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            let message = match line {
+                Some(line) => format!("line {line}: {}", err.message().trim()),
+                None => err.message().trim().to_string(),
+            };
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            }
         })
     }
 
@@ -178,7 +188,12 @@ pub fn output_settings(
                 message: "Parquet cannot be written to stdout (`-o -`); give a file name such as `-o out.parquet`".into(),
             });
         }
-        (Some(FormatArg::Parquet), false) => OutputFormat::Parquet,
+        (Some(FormatArg::Parquet), false) => {
+            if OutputFormat::from_path(&args.output).is_some_and(|by_name| by_name != OutputFormat::Parquet) {
+                tracing::warn!(path = %args.output.display(), "writing Parquet to a file whose extension says otherwise");
+            }
+            OutputFormat::Parquet
+        }
         (Some(FormatArg::Csv), _) => OutputFormat::Csv,
         (Some(FormatArg::Tsv), _) => OutputFormat::Tsv,
         (None, true) => OutputFormat::Csv,
@@ -212,8 +227,8 @@ pub fn output_settings(
             Some(OutputTarget::File(output::engines_path(path)))
         }
         (EnginesMode::Long, None, OutputTarget::Stdout) => {
-            tracing::info!(
-                "the engines table is not written with `-o -`; pass --engines-output PATH to keep it"
+            tracing::warn!(
+                "the engines table is not written with `-o -`; pass --engines-output PATH to keep it, or --engines none"
             );
             None
         }
@@ -231,6 +246,74 @@ pub fn output_settings(
         summary_json: args.summary_json.clone(),
         progress: args.progress.unwrap_or(ProgressArg::Auto),
     })
+}
+
+/// Rejects paths that would make one file overwrite another (an output that is also an input,
+/// the engines table on the main table, the summary on either), and a summary whose directory
+/// does not exist, before any request is spent.
+pub fn check_paths(inputs: &[PathBuf], output: &OutputSettings) -> Result<(), ConfigError> {
+    let mut written: Vec<(&'static str, &Path)> = Vec::new();
+    if let OutputTarget::File(path) = &output.target {
+        written.push(("--output", path));
+    }
+    if let Some(OutputTarget::File(path)) = &output.engines_target {
+        written.push(("--engines-output", path));
+    }
+    if let Some(path) = &output.summary_json {
+        written.push(("--summary-json", path));
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(ConfigError::Invalid {
+                setting: "--summary-json",
+                message: format!("directory `{}` does not exist", dir.display()),
+            });
+        }
+    }
+
+    for (index, (setting, path)) in written.iter().enumerate() {
+        let identity = file_identity(path);
+        for input in inputs.iter().filter(|input| input.as_os_str() != "-") {
+            if file_identity(input) == identity {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    message: format!(
+                        "`{}` is also an input; write the output to another file",
+                        path.display()
+                    ),
+                });
+            }
+        }
+        for (other_setting, other) in &written[index + 1..] {
+            if file_identity(other) == identity {
+                return Err(ConfigError::Invalid {
+                    setting: other_setting,
+                    message: format!(
+                        "`{}` is also given to {setting}; give each output its own file",
+                        other.display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Returns a path that is equal for two spellings of one file, whether it exists yet or not.
+fn file_identity(path: &Path) -> PathBuf {
+    if let Ok(canonical) = path.canonicalize() {
+        return canonical;
+    }
+    let parent = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match (parent.canonicalize(), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
 }
 
 fn engines_mode(arg: EnginesArg) -> EnginesMode {
@@ -279,7 +362,7 @@ pub fn fetch_settings(
         per_minute: limit(args.per_minute.unwrap_or(profile.per_minute)),
         per_day: limit(args.per_day.unwrap_or(profile.per_day)),
         per_month: limit(args.per_month.unwrap_or(profile.per_month)),
-        probe_window: seconds(
+        probe_window: positive_seconds(
             "--quota-probe-window",
             args.quota_probe_window.unwrap_or(60.0),
         )?,
@@ -314,13 +397,13 @@ pub fn fetch_settings(
 
     let client = ClientSettings {
         api_url,
-        connect_timeout: seconds(
+        connect_timeout: positive_seconds(
             "--connect-timeout",
             args.connect_timeout
                 .or(file.connect_timeout_secs)
                 .unwrap_or(10.0),
         )?,
-        read_timeout: seconds(
+        read_timeout: positive_seconds(
             "--read-timeout",
             args.read_timeout.or(file.read_timeout_secs).unwrap_or(30.0),
         )?,
@@ -436,10 +519,22 @@ fn seconds(setting: &'static str, value: f64) -> Result<Duration, ConfigError> {
     if !value.is_finite() || !(0.0..=86_400.0).contains(&value) {
         return Err(ConfigError::Invalid {
             setting,
-            message: format!("{value} is not a number of seconds between 0 and 86400"),
+            message: format!("{value:?} is not a number of seconds between 0 and 86400"),
         });
     }
     Ok(Duration::from_secs_f64(value))
+}
+
+/// Like [`seconds`], for timeouts and windows, where 0 would fail every request at once.
+fn positive_seconds(setting: &'static str, value: f64) -> Result<Duration, ConfigError> {
+    let duration = seconds(setting, value)?;
+    if duration < Duration::from_millis(10) {
+        return Err(ConfigError::Invalid {
+            setting,
+            message: format!("{value:?} s is too short; use at least 0.01"),
+        });
+    }
+    Ok(duration)
 }
 
 fn validate_api_url(url: &str) -> Result<String, ConfigError> {
@@ -451,8 +546,21 @@ fn validate_api_url(url: &str) -> Result<String, ConfigError> {
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(ConfigError::Invalid {
             setting: "--api-url",
-            message: format!("`{trimmed}` must start with https:// (or http:// for a local fake)"),
+            message: format!(
+                "`{trimmed}` must start with https:// (or http://, for a local fake or proxy)"
+            ),
         });
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(ConfigError::Invalid {
+            setting: "--api-url",
+            message: format!(
+                "`{trimmed}` has a query or fragment; give only the API root, such as https://www.virustotal.com/api/v3"
+            ),
+        });
+    }
+    if !parsed.path().ends_with("/api/v3") {
+        tracing::warn!(api_url = %trimmed, "the API root does not end with /api/v3; VirusTotal's is https://www.virustotal.com/api/v3");
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(ConfigError::Invalid {
@@ -525,6 +633,54 @@ mod tests {
         assert_eq!(merged.max_retries, Some(6));
         assert!(merged.profiles.contains_key("public"));
         assert_eq!(merged.profiles["premium"].per_minute, 1000);
+    }
+
+    #[test]
+    fn config_syntax_errors_never_quote_the_line() {
+        let err = ConfigFile::parse(
+            "profile = \"public\"\napi_key = \"SECRET-KEY-123\n",
+            Path::new("user.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(!err.contains("SECRET-KEY-123"), "{err}");
+    }
+
+    #[test]
+    fn outputs_may_not_overwrite_inputs_or_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.csv");
+        std::fs::write(&input, "ip\n8.8.8.8\n").unwrap();
+        let settings = |target: &Path, engines: &Path| OutputSettings {
+            target: OutputTarget::File(target.to_path_buf()),
+            format: OutputFormat::Csv,
+            engines: EnginesMode::Long,
+            engines_target: Some(OutputTarget::File(engines.to_path_buf())),
+            csv: CsvOptions {
+                escape_formulas: true,
+            },
+            summary_json: None,
+            progress: ProgressArg::Auto,
+        };
+
+        let same_as_input = settings(&dir.path().join("./in.csv"), &dir.path().join("e.csv"));
+        assert!(check_paths(std::slice::from_ref(&input), &same_as_input).is_err());
+
+        let engines_on_main = settings(&dir.path().join("out.csv"), &dir.path().join("out.csv"));
+        assert!(check_paths(std::slice::from_ref(&input), &engines_on_main).is_err());
+
+        let fine = settings(
+            &dir.path().join("out.csv"),
+            &dir.path().join("out.engines.csv"),
+        );
+        assert!(check_paths(std::slice::from_ref(&input), &fine).is_ok());
+    }
+
+    #[test]
+    fn zero_timeouts_are_rejected() {
+        assert!(positive_seconds("--read-timeout", 0.0).is_err());
+        assert!(positive_seconds("--read-timeout", 0.5).is_ok());
     }
 
     #[test]

@@ -76,7 +76,13 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
+        // `-:17` would read as a negative number and start with a spreadsheet formula sign.
+        let file = if self.file == "-" {
+            "stdin"
+        } else {
+            &self.file
+        };
+        write!(f, "{file}:{}", self.line)
     }
 }
 

@@ -77,11 +77,16 @@ fn run_async<F: std::future::Future<Output = anyhow::Result<ExitStatus>>>(
         .thread_name("vt-enrich-worker")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(future)
+    let result = runtime.block_on(future);
+    // A blocking task may still wait on a read that never ends (stdin left open after an
+    // interrupt); the process is about to exit, so it is not waited for.
+    runtime.shutdown_background();
+    result
 }
 
 async fn enrich(args: EnrichArgs, file: ConfigFile, quiet: bool) -> anyhow::Result<ExitStatus> {
     let output = config::output_settings(&args.output, &file)?;
+    config::check_paths(&args.inputs, &output)?;
     let input = InputOptions {
         paths: args.inputs.clone(),
         columns: args.columns.clone(),
@@ -158,6 +163,7 @@ async fn flatten_command(
     quiet: bool,
 ) -> anyhow::Result<ExitStatus> {
     let output = config::output_settings(&args.output, &file)?;
+    config::check_paths(&args.paths, &output)?;
     let summary_path = output.summary_json.clone();
     let summary = pipeline::flatten_saved(&args.paths, output).await?;
     finish(summary, summary_path.as_deref(), quiet)
@@ -193,7 +199,10 @@ fn watch_signals(halt: CancellationToken) {
         );
         halt.cancel();
         wait_for_signal().await;
-        eprintln!("vt-enrich: exiting at once; the output file was not written");
+        crate::output::remove_unfinished_files();
+        eprintln!(
+            "vt-enrich: exiting at once; the output file was not written, and answers already cached stay cached"
+        );
         std::process::exit(i32::from(ExitStatus::Partial.code()));
     });
 }
@@ -230,8 +239,14 @@ fn report_error(err: &anyhow::Error) -> ExitStatus {
 
     let status = classify_error(err);
     let mut text = format!("error: {err}");
+    let mut previous = err.to_string();
     for cause in err.chain().skip(1) {
-        text.push_str(&format!("\n  Caused by: {cause}"));
+        // Many errors repeat their source in their own message; print each text once.
+        let cause = cause.to_string();
+        if !previous.contains(&cause) {
+            text.push_str(&format!("\n  Caused by: {cause}"));
+        }
+        previous = cause;
     }
     if let Some(hint) = hint_for(err) {
         text.push_str(&format!("\n\nhint: {hint}"));
@@ -249,7 +264,7 @@ fn classify_error(err: &anyhow::Error) -> ExitStatus {
     }
     if let Some(run) = err.downcast_ref::<RunError>() {
         return match run {
-            RunError::Input(_) => ExitStatus::Usage,
+            RunError::Input { .. } => ExitStatus::Usage,
             RunError::Unauthorized(_) => ExitStatus::Failed,
         };
     }
@@ -266,20 +281,34 @@ fn classify_error(err: &anyhow::Error) -> ExitStatus {
     ExitStatus::Failed
 }
 
-fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
+fn hint_for(err: &anyhow::Error) -> Option<String> {
     match err.downcast_ref::<RunError>() {
         Some(RunError::Unauthorized(_)) => Some(
             "check the key in VT_API_KEY, --api-key-file or the config file; \
-             one request was spent finding this out and no output was written",
+             one request was spent finding this out and no output was written"
+                .to_string(),
         ),
+        Some(RunError::Input {
+            rows_written,
+            output,
+            ..
+        }) if *rows_written > 0 => Some(format!(
+            "the {rows_written} rows looked up before the error were written to {output}; \
+             fix the input and run the same command again (cached answers cost no request)"
+        )),
         _ => None,
     }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        let io = cause.downcast_ref::<std::io::Error>().or_else(|| {
+            // The csv crate keeps its I/O error inside its own kind, not as a source.
+            match cause.downcast_ref::<csv::Error>()?.kind() {
+                csv::ErrorKind::Io(io) => Some(io),
+                _ => None,
+            }
+        });
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }

@@ -194,7 +194,7 @@ impl Fetcher {
         let attempt = tokio::select! {
             attempt = self.client.get_ip_address(ip) => attempt,
             _ = self.interrupt.cancelled() => {
-                self.pacer.record(admission, Class::Retryable);
+                self.pacer.record(admission, Class::Retryable, None);
                 return Err(self.stopped().unwrap_or(Stop::Cancelled));
             }
         };
@@ -209,7 +209,11 @@ impl Fetcher {
                 message: message.clone(),
             });
         }
-        self.pacer.record(admission, class);
+        let code = match &attempt {
+            Attempt::ApiError { code, .. } => code.as_deref(),
+            _ => None,
+        };
+        self.pacer.record(admission, class, code);
         Ok(attempt)
     }
 }
@@ -219,8 +223,8 @@ fn stopped_lookup(ip: &IpAddr, stop: Stop) -> Result<Lookup, FetchError> {
     match stop {
         Stop::BudgetSpent { .. } | Stop::QuotaExceeded { .. } => {
             let mut lookup = Lookup::without_body(ip, Status::QuotaExhausted);
-            lookup.error_code = Some(match stop {
-                Stop::QuotaExceeded { .. } => "QuotaExceededError".to_string(),
+            lookup.error_code = Some(match &stop {
+                Stop::QuotaExceeded { code, .. } => code.clone(),
                 _ => "BudgetSpent".to_string(),
             });
             lookup.error_message = Some(stop.describe());

@@ -50,8 +50,13 @@ pub enum Stop {
         limit: u32,
         resets_at: DateTime<Utc>,
     },
-    /// The API kept answering 429 `QuotaExceededError` for the whole probe window.
-    QuotaExceeded { probes: u32, window: Duration },
+    /// The API kept answering 429 for the whole probe window. `code` is VirusTotal's error
+    /// code of the last 429 (`QuotaExceededError` or `TooManyRequestsError`).
+    QuotaExceeded {
+        probes: u32,
+        window: Duration,
+        code: String,
+    },
     /// The API rejected the key (401); `code` and `message` are VirusTotal's.
     Unauthorized {
         code: Option<String>,
@@ -81,9 +86,14 @@ impl Stop {
                     resets_at.format("%Y-%m-%dT%H:%M:%SZ")
                 )
             }
-            Stop::QuotaExceeded { probes, window } => format!(
-                "the API answered 429 QuotaExceededError to {probes} probes over {}s, so the \
-                 daily or monthly quota of the key is spent; daily quotas reset at 00:00 UTC",
+            Stop::QuotaExceeded {
+                probes,
+                window,
+                code,
+            } => format!(
+                "the API answered 429 {code} to {probes} requests over {}s, so the daily or \
+                 monthly quota of the key is taken as spent; daily quotas reset at 00:00 UTC, \
+                 monthly ones on the 1st",
                 window.as_secs()
             ),
             Stop::Unauthorized { code, message } => format!(
@@ -179,6 +189,8 @@ struct Probe {
     since: Option<Instant>,
     /// 429 answers received since `since`.
     throttled: u32,
+    /// VirusTotal's error code of the last 429 answer.
+    last_code: Option<String>,
     /// Whether the one request allowed during a run of 429s is out.
     in_flight: bool,
     next_at: Option<Instant>,
@@ -200,6 +212,10 @@ pub struct Pacer {
     ledger: Ledger,
     probe: Mutex<Probe>,
     probe_changed: Notify,
+    /// Queues tasks for the per-minute limiter in arrival order. The limiter alone wakes
+    /// waiters in no particular order, so a lookup could wait minutes at a small quota while
+    /// later ones go first, and the ordered output would stall behind it.
+    turn: tokio::sync::Mutex<()>,
     first_gate: std::sync::Arc<tokio::sync::Mutex<bool>>,
     first_done: AtomicBool,
     stop: Mutex<Option<Stop>>,
@@ -249,6 +265,7 @@ impl Pacer {
             ledger,
             probe: Mutex::new(Probe::default()),
             probe_changed: Notify::new(),
+            turn: tokio::sync::Mutex::new(()),
             first_gate: std::sync::Arc::new(tokio::sync::Mutex::new(false)),
             first_done: AtomicBool::new(false),
             stop: Mutex::new(None),
@@ -296,6 +313,14 @@ impl Pacer {
         let first = self.wait_for_first_request().await?;
         let probe = self.wait_for_probe_slot().await?;
 
+        // tokio's mutex is fair, so waiting tasks take their turn first come, first served.
+        let turn = tokio::select! {
+            turn = self.turn.lock() => turn,
+            _ = self.halt.cancelled() => {
+                self.release_probe(probe);
+                return Err(self.stopped().unwrap_or(Stop::Cancelled));
+            }
+        };
         if let Some(limiter) = &self.per_minute {
             tokio::select! {
                 _ = limiter.until_ready() => {}
@@ -306,7 +331,9 @@ impl Pacer {
             }
         }
 
-        if let Err(stop) = self.reserve().await {
+        let reserved = self.reserve().await;
+        drop(turn);
+        if let Err(stop) = reserved {
             self.release_probe(probe);
             self.halt_with(stop.clone());
             return Err(stop);
@@ -316,10 +343,11 @@ impl Pacer {
         Ok(Admission { first, probe })
     }
 
-    /// Records the class of the answer to an admitted request.
-    pub fn record(&self, admission: Admission, class: Class) {
+    /// Records the class of the answer to an admitted request. `code` is VirusTotal's error
+    /// code of the answer, if it had one.
+    pub fn record(&self, admission: Admission, class: Class, code: Option<&str>) {
         match class {
-            Class::Throttled => self.record_throttled(),
+            Class::Throttled => self.record_throttled(code),
             Class::Success | Class::NotFound | Class::Rejected => self.clear_probe(),
             Class::Retryable | Class::Unauthorized => {}
         }
@@ -449,18 +477,25 @@ impl Pacer {
         }
     }
 
-    fn record_throttled(&self) {
+    fn record_throttled(&self, code: Option<&str>) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let mut probe = lock(&self.probe);
         let since = *probe.since.get_or_insert(now);
         probe.throttled += 1;
+        if let Some(code) = code {
+            probe.last_code = Some(code.to_string());
+        }
 
         let window = self.settings.probe_window;
         if now.duration_since(since) >= window {
             let stop = Stop::QuotaExceeded {
                 probes: probe.throttled,
                 window,
+                code: probe
+                    .last_code
+                    .clone()
+                    .unwrap_or_else(|| "QuotaExceededError".to_string()),
             };
             drop(probe);
             self.halt_with(stop);
@@ -635,7 +670,7 @@ mod tests {
             match pacer.admit().await {
                 Ok(admission) => {
                     sent += 1;
-                    pacer.record(admission, Class::Throttled);
+                    pacer.record(admission, Class::Throttled, Some("QuotaExceededError"));
                 }
                 Err(stop) => {
                     assert!(matches!(stop, Stop::QuotaExceeded { .. }), "{stop:?}");
@@ -652,14 +687,14 @@ mod tests {
     async fn a_success_ends_the_probe() {
         let pacer = Pacer::new(settings(), None, &CancellationToken::new());
         let first = pacer.admit().await.unwrap();
-        pacer.record(first, Class::Throttled);
+        pacer.record(first, Class::Throttled, None);
         let probe = pacer.admit().await.unwrap();
-        pacer.record(probe, Class::Success);
+        pacer.record(probe, Class::Success, None);
 
         let started = Instant::now();
         let next = pacer.admit().await.unwrap();
         assert_eq!(Instant::now(), started, "no wait once the probe succeeded");
-        pacer.record(next, Class::Success);
+        pacer.record(next, Class::Success, None);
         assert!(pacer.stopped().is_none());
     }
 
@@ -678,7 +713,7 @@ mod tests {
             code: Some("WrongCredentialsError".into()),
             message: None,
         });
-        pacer.record(first, Class::Unauthorized);
+        pacer.record(first, Class::Unauthorized, None);
 
         let result = waiting.await.unwrap();
         assert!(matches!(result, Err(Stop::Unauthorized { .. })));

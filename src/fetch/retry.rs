@@ -32,8 +32,10 @@ pub fn classify(attempt: &Attempt) -> Class {
     match attempt {
         Attempt::Success { .. } => Class::Success,
         Attempt::Transport { .. } => Class::Retryable,
-        Attempt::ApiError { status, .. } => match *status {
-            404 => Class::NotFound,
+        Attempt::ApiError { status, code, .. } => match *status {
+            // Only VirusTotal's own 404 says the address is unknown; a bare 404 (a wrong
+            // --api-url, a proxy's page) says nothing about the address.
+            404 if code.as_deref() == Some("NotFoundError") => Class::NotFound,
             401 => Class::Unauthorized,
             429 => Class::Throttled,
             // 408 is a server-side timeout of the request, as temporary as a 504.
@@ -81,7 +83,7 @@ mod tests {
     fn api(status: u16) -> Attempt {
         Attempt::ApiError {
             status,
-            code: None,
+            code: (status == 404).then(|| "NotFoundError".to_string()),
             message: None,
         }
     }
@@ -106,6 +108,16 @@ mod tests {
                 assert_eq!(classify(&api(status)), expected, "status {status}");
             }
         }
+    }
+
+    #[test]
+    fn bare_404_is_not_an_unknown_address() {
+        let bare = Attempt::ApiError {
+            status: 404,
+            code: None,
+            message: Some("error body: <html>".into()),
+        };
+        assert_eq!(classify(&bare), Class::Rejected);
     }
 
     #[test]

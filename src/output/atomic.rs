@@ -8,14 +8,47 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tempfile::NamedTempFile;
 
 use super::OutputError;
 
+/// Temporary files not yet committed or dropped, so that an exit that skips destructors (a
+/// second Ctrl-C) can still remove them.
+static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes every temporary output file still in progress. For a process about to exit without
+/// running destructors; the writers must not be used afterwards.
+pub fn remove_unfinished_files() {
+    let mut unfinished = UNFINISHED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for path in unfinished.drain(..) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+fn forget_unfinished(path: &Path) {
+    let mut unfinished = UNFINISHED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    unfinished.retain(|pending| pending != path);
+}
+
 pub(crate) struct AtomicFile {
-    temp: NamedTempFile,
+    /// `None` only after `commit` took it.
+    temp: Option<NamedTempFile>,
     target: PathBuf,
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // NamedTempFile deletes an uncommitted file itself; only the registry needs updating.
+        if let Some(temp) = &self.temp {
+            forget_unfinished(temp.path());
+        }
+    }
 }
 
 impl AtomicFile {
@@ -47,18 +80,28 @@ impl AtomicFile {
                     path: target.display().to_string(),
                     source,
                 })?;
+        UNFINISHED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(temp.path().to_path_buf());
         Ok(AtomicFile {
-            temp,
+            temp: Some(temp),
             target: target.to_path_buf(),
         })
     }
 
     /// Returns a second handle to the temporary file for the format writer.
     pub fn handle(&self) -> Result<File, OutputError> {
-        self.temp
+        self.temp()
             .as_file()
             .try_clone()
             .map_err(|source| self.io_error(source))
+    }
+
+    fn temp(&self) -> &NamedTempFile {
+        self.temp
+            .as_ref()
+            .expect("the temporary file is only taken by commit, which consumes self")
     }
 
     /// Returns the target path as messages show it.
@@ -75,15 +118,18 @@ impl AtomicFile {
 
     /// Flushes the file to disk and renames it over the target. The caller must have flushed
     /// every buffered writer of [`handle`](Self::handle) first.
-    pub fn commit(self) -> Result<(), OutputError> {
-        self.temp
+    pub fn commit(mut self) -> Result<(), OutputError> {
+        self.temp()
             .as_file()
             .sync_all()
             .map_err(|source| self.io_error(source))?;
         let path = self.describe();
-        let target = self.target;
-        self.temp
-            .persist(&target)
+        let target = self.target.clone();
+        let Some(temp) = self.temp.take() else {
+            return Ok(());
+        };
+        forget_unfinished(temp.path());
+        temp.persist(&target)
             .map_err(|error| OutputError::Persist {
                 path,
                 source: error.error,

@@ -9,6 +9,8 @@
 //! back-pressure are left to the caller.
 
 mod atomic;
+
+pub use atomic::remove_unfinished_files;
 mod csv;
 mod parquet;
 

@@ -53,9 +53,14 @@ pub struct EnrichRun {
 /// A run that stopped before producing its output.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The input could not be read: exit code 2.
-    #[error(transparent)]
-    Input(#[from] input::InputError),
+    /// The input could not be read: exit code 2. The rows looked up before the error are in
+    /// the output.
+    #[error("{source}")]
+    Input {
+        source: input::InputError,
+        rows_written: u64,
+        output: String,
+    },
     /// The API rejected the key: exit code 1.
     #[error("{0}")]
     Unauthorized(String),
@@ -93,26 +98,33 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     )
     .await;
 
-    // Joining the input thread tells whether the input was read to the end. The thread stops
-    // on its own once the receiver is gone.
-    let input_result = tokio::task::spawn_blocking(move || reader.join())
-        .await
-        .context("input thread did not finish")?
-        .map_err(|_| anyhow::anyhow!("the input thread panicked"))?;
+    let input_result = join_reader(reader, matches!(flow, Flow::Interrupted)).await?;
     tally.input_done.store(true, Ordering::Relaxed);
 
-    let commit = matches!(flow, Flow::Finished | Flow::Interrupted) && input_result.is_ok();
+    // Rows already looked up are written even when the input fails part-way: their requests
+    // are spent, and the error is reported after the output is safe.
+    let commit = matches!(flow, Flow::Finished | Flow::Interrupted);
     let closed = sink.close(commit).await;
     progress_stop.cancel();
     let _ = progress_task.await;
 
-    let input_stats = input_result.map_err(RunError::Input)?;
     match flow {
         Flow::Unauthorized(message) => return Err(RunError::Unauthorized(message).into()),
         Flow::SinkFailed | Flow::Finished | Flow::Interrupted => {
             closed.context("cannot write the output")?
         }
     }
+    let input_stats = match input_result {
+        Ok(stats) => stats,
+        Err(source) => {
+            return Err(RunError::Input {
+                source,
+                rows_written: tally.snapshot().done(),
+                output: describe_target(&run.output.target),
+            }
+            .into());
+        }
+    };
 
     let status = exit_status(&tally, &flow, resolver.stopped());
     let mut summary = RunSummary::new(status, &tally.snapshot(), started.elapsed());
@@ -149,7 +161,10 @@ async fn drive(
     halt: &CancellationToken,
 ) -> Flow {
     let counted = tally.clone();
+    // After an interrupt no new value is taken from the input, but the lookups already started
+    // are drained: those that finished are written, those cut short are left out.
     let lookups = tokio_stream_from(input_rx)
+        .take_until(halt.clone().cancelled_owned())
         .map(move |item| {
             counted.queued.fetch_add(1, Ordering::Relaxed);
             let resolver = resolver.clone();
@@ -160,11 +175,6 @@ async fn drive(
     futures::pin_mut!(lookups);
 
     while let Some(joined) = lookups.next().await {
-        // Saved-document lookups never wait, so the interrupt is checked here as well as in
-        // the fetch stage.
-        if halt.is_cancelled() {
-            return Flow::Interrupted;
-        }
         let result = match joined {
             Ok(result) => result,
             Err(err) => {
@@ -176,7 +186,7 @@ async fn drive(
 
         let record = match result {
             Ok(record) => record,
-            Err(FetchError::Interrupted) => return Flow::Interrupted,
+            Err(FetchError::Interrupted) => continue,
             Err(FetchError::Unauthorized(stop)) => return Flow::Unauthorized(stop.describe()),
         };
 
@@ -185,7 +195,38 @@ async fn drive(
             return Flow::SinkFailed;
         }
     }
-    Flow::Finished
+
+    if halt.is_cancelled() {
+        Flow::Interrupted
+    } else {
+        Flow::Finished
+    }
+}
+
+/// Waits for the input thread and returns what it read. After an interrupt the thread may be
+/// blocked reading a pipe that stays open, so the wait is bounded and the thread is left to
+/// end with the process.
+async fn join_reader(
+    reader: std::thread::JoinHandle<Result<InputStats, input::InputError>>,
+    interrupted: bool,
+) -> anyhow::Result<Result<InputStats, input::InputError>> {
+    let joined = tokio::task::spawn_blocking(move || reader.join());
+    let joined = if interrupted {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), joined).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                tracing::debug!(
+                    "the input thread is still reading; not waiting for it after the interrupt"
+                );
+                return Ok(Ok(InputStats::default()));
+            }
+        }
+    } else {
+        joined.await
+    };
+    joined
+        .context("input thread did not finish")?
+        .map_err(|_| anyhow::anyhow!("the input thread panicked"))
 }
 
 /// Turns one input item into its flattened row.

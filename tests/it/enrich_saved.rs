@@ -145,3 +145,86 @@ fn flatten_command_writes_every_saved_document() {
     );
     assert!(!dir.path().join("saved.engines.parquet").exists());
 }
+
+#[test]
+fn input_error_part_way_keeps_the_rows_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.txt");
+    std::fs::write(&good, "8.8.8.8\n1.1.1.1\n").unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "name,port\nweb,443\ndns,53\n").unwrap();
+    let out = dir.path().join("out.parquet");
+
+    let output = run(vt_enrich()
+        .arg("enrich")
+        .arg(&good)
+        .arg(&bad)
+        .arg("--from")
+        .arg(repo().join("samples/responses"))
+        .arg("-o")
+        .arg(&out));
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.csv"), "{stderr}");
+    assert!(stderr.contains("were written to"), "{stderr}");
+    assert_eq!(read_parquet(&out).num_rows(), 2);
+}
+
+#[test]
+fn output_over_the_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ips.csv");
+    std::fs::write(&input, "ip\n8.8.8.8\n").unwrap();
+
+    let output = run(vt_enrich()
+        .arg("enrich")
+        .arg(&input)
+        .arg("--from")
+        .arg(repo().join("samples/responses"))
+        .arg("-o")
+        .arg(&input));
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), "ip\n8.8.8.8\n");
+}
+
+#[test]
+fn interrupt_with_stdin_still_open_exits_promptly() {
+    let mut child = vt_enrich()
+        .args(["enrich", "--from"])
+        .arg(repo().join("samples/responses"))
+        .args(["-o", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"8.8.8.8\n1.1.1.1\n").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Poll rather than wait, so a hang fails the test instead of blocking it.
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(3));
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "still running 10 s after SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(stdin);
+    // The input stage was still reading its format sample, so no row was done; the CSV is
+    // still complete, with its header.
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("ip,ip_version,status"), "{stdout}");
+}
