@@ -186,7 +186,7 @@ impl Fetcher {
 
     /// Sends one request once a concurrency slot and the pacer allow it.
     async fn attempt(&self, ip: &IpAddr) -> Result<Attempt, Stop> {
-        // The semaphore is never closed, so acquire only fails if it were.
+        // `acquire` fails only on a closed semaphore, and this one is never closed.
         let _slot = self.slots.acquire().await.map_err(|_| Stop::Cancelled)?;
         let admission = self.pacer.admit().await?;
 

@@ -1,6 +1,6 @@
 //! Retry policy: which attempts are worth repeating, and how long to wait before the next one.
 //!
-//! The classes follow VirusTotal's error table (API v3 reference, "Errors"): 429
+//! The classes follow VirusTotal's error table (docs.virustotal.com/reference/errors). 429
 //! `QuotaExceededError`/`TooManyRequestsError`, 503 `TransientError` and 504
 //! `DeadlineExceededError` are temporary; 400 `InvalidArgumentError`, 403 `ForbiddenError` and
 //! 404 `NotFoundError` will not change on a retry; 401 `WrongCredentialsError` and

@@ -24,8 +24,9 @@ pub const COLUMNS_METADATA_KEY: &str = "vt_enrich.columns";
 /// Key-value metadata entry with [`SCHEMA_VERSION`].
 pub const SCHEMA_VERSION_METADATA_KEY: &str = "vt_enrich.schema_version";
 
-/// Maximum rows per row group, so that readers can load a large file one row group at a time.
-pub const MAX_ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Maximum rows per row group, so that readers can load a large file one row group at a time
+/// and the writer holds at most this many encoded rows in memory.
+pub const MAX_ROW_GROUP_ROWS: usize = 8 * 1024;
 
 /// Maximum estimated encoded size of a row group in bytes. A row group is flushed at whichever
 /// limit comes first, so rows with long whois texts cannot make a row group grow unbounded.
