@@ -125,16 +125,16 @@ async fn enrich(args: EnrichArgs, file: ConfigFile, quiet: bool) -> anyhow::Resu
             };
             quota::size_budgets(&mut settings, &key, counted).await?;
         }
-        let layer = cache.clone().map(|cache| {
-            CacheLayer::new(
+        let layer = cache.map(|cache| {
+            Arc::new(CacheLayer::new(
                 cache,
                 settings.client.api_url.clone(),
                 cache_settings.max_age,
-            )
+            ))
         });
         let per_minute = settings.quota.per_minute;
         let window = pipeline::window_for(settings.concurrency);
-        let fetcher = Fetcher::new(settings, &key, cache, halt.clone())?;
+        let fetcher = Fetcher::new(settings, &key, layer.clone(), halt.clone())?;
         let resolver = Resolver::Api {
             fetcher: Box::new(fetcher),
             cache: layer,

@@ -17,11 +17,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
-use crate::cache::{Cache, KeyHash};
+use crate::cache::KeyHash;
 use crate::model::{AnswerSource, Lookup, Status};
 use cached::CacheLayer;
 use client::{ApiClient, Attempt, ClientSettings};
@@ -85,27 +85,32 @@ pub struct Fetcher {
     pacer: Pacer,
     retry: RetryPolicy,
     slots: Semaphore,
+    /// Where final answers are committed before their slot is freed.
+    cache: Option<Arc<CacheLayer>>,
     /// The user's interrupt: it alone cancels requests already sent.
     interrupt: CancellationToken,
 }
 
 impl Fetcher {
     /// Builds the fetch stage. Cancelling `interrupt` stops it: pending lookups end with
-    /// [`FetchError::Interrupted`]. With `ledger`, requests are counted in the cache file so
-    /// that budgets hold across runs and processes.
+    /// [`FetchError::Interrupted`]. With `cache`, final answers are committed to it and
+    /// requests are counted in its ledger, so that budgets hold across runs and processes.
     pub fn new(
         settings: FetchSettings,
         key: &ApiKey,
-        ledger: Option<Arc<Cache>>,
+        cache: Option<Arc<CacheLayer>>,
         interrupt: CancellationToken,
     ) -> anyhow::Result<Fetcher> {
         let client = ApiClient::new(settings.client, key)?;
-        let shared = ledger.map(|cache| (cache, KeyHash::of(key.expose())));
+        let shared = cache
+            .as_ref()
+            .map(|layer| (layer.cache().clone(), KeyHash::of(key.expose())));
         Ok(Fetcher {
             client,
             pacer: Pacer::new(settings.quota, shared, &interrupt),
             retry: settings.retry,
             slots: Semaphore::new(settings.concurrency.max(1)),
+            cache,
             interrupt,
         })
     }
@@ -129,14 +134,20 @@ impl Fetcher {
         let mut throttled = 0u32;
 
         loop {
-            let attempt = match self.attempt(&ip).await {
+            let (attempt, slot) = match self.attempt(&ip).await {
                 Ok(attempt) => attempt,
                 Err(stop) => return stopped_lookup(&ip, stop),
             };
 
             match classify(&attempt) {
-                Class::Success => return Ok(ok_lookup(&ip, attempt)),
-                Class::NotFound => return Ok(error_lookup(&ip, Status::NotFound, &attempt, None)),
+                Class::Success => {
+                    let lookup = ok_lookup(&ip, attempt);
+                    return Ok(self.commit(lookup, &ip, slot).await);
+                }
+                Class::NotFound => {
+                    let lookup = error_lookup(&ip, Status::NotFound, &attempt, None);
+                    return Ok(self.commit(lookup, &ip, slot).await);
+                }
                 Class::Rejected => {
                     warn!(%ip, reason = %describe(&attempt), "request rejected; not retrying");
                     return Ok(error_lookup(&ip, Status::Failed, &attempt, None));
@@ -184,10 +195,21 @@ impl Fetcher {
         }
     }
 
-    /// Sends one request once a concurrency slot and the pacer allow it.
-    async fn attempt(&self, ip: &IpAddr) -> Result<Attempt, Stop> {
+    /// Stores a final answer in the cache, then frees its concurrency slot. Holding the slot
+    /// until the answer is committed bounds the answers that a kill can lose to `concurrency`.
+    async fn commit(&self, lookup: Lookup, ip: &IpAddr, slot: SemaphorePermit<'_>) -> Lookup {
+        if let Some(cache) = &self.cache {
+            cache.put(&lookup, ip).await;
+        }
+        drop(slot);
+        lookup
+    }
+
+    /// Sends one request once a concurrency slot and the pacer allow it, and returns the
+    /// answer with the slot still held.
+    async fn attempt(&self, ip: &IpAddr) -> Result<(Attempt, SemaphorePermit<'_>), Stop> {
         // `acquire` fails only on a closed semaphore, and this one is never closed.
-        let _slot = self.slots.acquire().await.map_err(|_| Stop::Cancelled)?;
+        let slot = self.slots.acquire().await.map_err(|_| Stop::Cancelled)?;
         let admission = self.pacer.admit().await?;
 
         debug!(%ip, "sending request");
@@ -214,7 +236,7 @@ impl Fetcher {
             _ => None,
         };
         self.pacer.record(admission, class, code);
-        Ok(attempt)
+        Ok((attempt, slot))
     }
 }
 
@@ -322,7 +344,7 @@ pub enum Resolver {
     /// The API, behind the cache unless `--no-cache`.
     Api {
         fetcher: Box<Fetcher>,
-        cache: Option<CacheLayer>,
+        cache: Option<Arc<CacheLayer>>,
     },
     /// The cache only (`--offline`).
     Offline(CacheLayer),
@@ -340,13 +362,9 @@ impl Resolver {
                 {
                     return Ok(hit);
                 }
-                let lookup = fetcher.lookup(ip).await?;
-                // Committed before the row counts as done, so a kill after this point never
-                // costs the request again.
-                if let Some(cache) = cache {
-                    cache.put(&lookup, &ip).await;
-                }
-                Ok(lookup)
+                // The fetcher commits final answers to the cache before returning them, so a
+                // kill after this point never costs the request again.
+                fetcher.lookup(ip).await
             }
             Resolver::Offline(cache) => Ok(match cache.get(&ip).await {
                 Some(hit) => hit,
