@@ -1,7 +1,7 @@
 //! The answer cache and the request ledger, over real HTTP against the fake server and real
 //! SQLite files: reruns cost nothing, kills lose nothing, budgets hold across runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,49 +9,24 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 
-use crate::fake_vt::{FakeVt, FakeVtConfig, Fault, FaultPolicy, KeyQuota, TEST_KEY};
-use crate::support::{describe, read_parquet, rows_by_ip, run, strings, vt_enrich};
+use crate::fake_vt::{FakeVt, FakeVtConfig, Fault, FaultPolicy, KeyQuota};
+use crate::support::{
+    self, describe, enrich_command, read_parquet, rows_by_ip, run, strings, vt_enrich,
+    without_columns, write_list,
+};
 
 fn public_ips(count: usize) -> Vec<String> {
-    (0..count)
-        .map(|n| format!("45.{}.{}.{}", 20 + n / 62_500, (n / 250) % 250, n % 250 + 1))
-        .collect()
+    support::public_ips(20, count)
 }
 
-fn write_list(path: &Path, ips: &[String]) -> PathBuf {
-    std::fs::write(path, ips.join("\n") + "\n").unwrap();
-    path.to_path_buf()
-}
-
-/// `enrich` against `server` with the given cache file, no local quota and fast retries.
+/// `enrich` against `server` with the given cache file.
 fn enrich(server: &FakeVt, input: &Path, out: &Path, cache: &Path) -> Command {
-    let mut command = vt_enrich();
-    command
-        .env("VT_API_KEY", TEST_KEY)
-        .arg("enrich")
-        .arg(input)
-        .arg("-o")
-        .arg(out)
-        .arg("--cache")
-        .arg(cache)
-        .args(["--api-url", &server.url()])
-        .args(["--profile", "unlimited", "--concurrency", "4"])
-        .args(["--backoff-base", "0.01", "--backoff-max", "0.05"])
-        .args(["--connect-timeout", "2", "--read-timeout", "2"]);
-    command
+    enrich_command(server, input, out, cache, 4)
 }
 
 /// Drops the columns that legitimately differ between a fresh and a cached answer.
 fn comparable(batch: &RecordBatch) -> RecordBatch {
-    let keep: Vec<usize> = batch
-        .schema()
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, field)| !matches!(field.name().as_str(), "fetched_at" | "source"))
-        .map(|(index, _)| index)
-        .collect();
-    batch.project(&keep).unwrap()
+    without_columns(batch, &["fetched_at", "source"])
 }
 
 #[test]

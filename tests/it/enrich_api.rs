@@ -9,38 +9,21 @@ use arrow::array::RecordBatch;
 use crate::fake_vt::{
     FakeVt, FakeVtConfig, Fault, FaultPolicy, KeyQuota, TEST_KEY, document_facts,
 };
-use crate::support::{describe, ints, read_parquet, rows_by_ip, run, strings, vt_enrich};
+use crate::support::{
+    self, describe, enrich_command, ints, read_parquet, rows_by_ip, run, strings, without_columns,
+};
 
-/// Public addresses that no special-purpose range covers, one per `n`.
 fn public_ips(count: usize) -> Vec<String> {
-    (0..count)
-        .map(|n| format!("45.{}.{}.{}", 10 + n / 62_500, (n / 250) % 250, n % 250 + 1))
-        .collect()
+    support::public_ips(10, count)
 }
 
 fn write_list(dir: &Path, ips: &[String]) -> PathBuf {
-    let path = dir.join("ips.txt");
-    std::fs::write(&path, ips.join("\n") + "\n").unwrap();
-    path
+    support::write_list(&dir.join("ips.txt"), ips)
 }
 
-/// A command for `enrich` against `server` with no local quota, fast retries, and a cache file
-/// next to the output.
+/// `enrich` against `server` with a cache file next to the output.
 fn enrich(server: &FakeVt, input: &Path, out: &Path) -> Command {
-    let mut command = vt_enrich();
-    command
-        .env("VT_API_KEY", TEST_KEY)
-        .arg("enrich")
-        .arg(input)
-        .arg("-o")
-        .arg(out)
-        .arg("--cache")
-        .arg(out.with_extension("cache.sqlite"))
-        .args(["--api-url", &server.url()])
-        .args(["--profile", "unlimited", "--concurrency", "8"])
-        .args(["--backoff-base", "0.01", "--backoff-max", "0.05"])
-        .args(["--connect-timeout", "2", "--read-timeout", "1"]);
-    command
+    enrich_command(server, input, out, &out.with_extension("cache.sqlite"), 8)
 }
 
 fn assert_exit(output: &Output, code: i32) {
@@ -49,15 +32,7 @@ fn assert_exit(output: &Output, code: i32) {
 
 /// Drops `fetched_at`, the one column that differs between two correct runs.
 fn without_fetch_time(batch: &RecordBatch) -> RecordBatch {
-    let keep: Vec<usize> = batch
-        .schema()
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, field)| field.name() != "fetched_at")
-        .map(|(index, _)| index)
-        .collect();
-    batch.project(&keep).unwrap()
+    without_columns(batch, &["fetched_at"])
 }
 
 #[test]

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::fake_vt::{FakeVt, TEST_KEY};
+
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::Int64Type;
@@ -103,4 +105,69 @@ pub fn rows_by_ip(batch: &RecordBatch) -> HashMap<String, usize> {
         .enumerate()
         .map(|(row, ip)| (ip.expect("ip is never null"), row))
         .collect()
+}
+
+/// Returns `count` distinct public addresses in `45.<block>.0.0/16` and the blocks after it,
+/// outside every special-purpose range, so each test can use its own block.
+pub fn public_ips(block: usize, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|n| {
+            format!(
+                "45.{}.{}.{}",
+                block + n / 62_500,
+                (n / 250) % 250,
+                n % 250 + 1
+            )
+        })
+        .collect()
+}
+
+/// Writes one address per line to `path` and returns the path.
+pub fn write_list(path: &Path, ips: &[String]) -> PathBuf {
+    std::fs::write(path, ips.join("\n") + "\n").unwrap();
+    path.to_path_buf()
+}
+
+/// Returns `enrich` against `server` with the test key, the given cache file, no local quota,
+/// fast retries and short timeouts.
+pub fn enrich_command(
+    server: &FakeVt,
+    input: &Path,
+    out: &Path,
+    cache: &Path,
+    concurrency: u32,
+) -> Command {
+    let mut command = vt_enrich();
+    command
+        .env("VT_API_KEY", TEST_KEY)
+        .arg("enrich")
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .arg("--cache")
+        .arg(cache)
+        .args(["--api-url", &server.url()])
+        .args([
+            "--profile",
+            "unlimited",
+            "--concurrency",
+            &concurrency.to_string(),
+        ])
+        .args(["--backoff-base", "0.01", "--backoff-max", "0.05"])
+        .args(["--connect-timeout", "2", "--read-timeout", "1"]);
+    command
+}
+
+/// Returns `batch` without the named columns, for comparing runs whose fetch times or sources
+/// legitimately differ.
+pub fn without_columns(batch: &RecordBatch, names: &[&str]) -> RecordBatch {
+    let keep: Vec<usize> = batch
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| !names.contains(&field.name().as_str()))
+        .map(|(index, _)| index)
+        .collect();
+    batch.project(&keep).unwrap()
 }
