@@ -366,7 +366,7 @@ pub fn fetch_settings(
             "--quota-probe-window",
             args.quota_probe_window.unwrap_or(60.0),
         )?,
-        spent_at_start: false,
+        spent_at_start: None,
         probe_base: seconds(
             "--backoff-base",
             args.backoff_base.or(file.backoff_base_secs).unwrap_or(1.0),

@@ -9,6 +9,7 @@ use crate::cli::QuotaArgs;
 use crate::clock;
 use crate::config::{self, ConfigFile};
 use crate::exit::ExitStatus;
+use crate::fetch::pacing::BudgetWindow;
 use crate::fetch::quota::{Allowance, fetch_account_quotas};
 use crate::fetch::{ApiKey, FetchSettings};
 
@@ -74,7 +75,14 @@ pub async fn size_budgets(
     let month = remaining(&quotas.api_requests_monthly.user).map(|left| left + counted.this_month);
     settings.quota.per_day = lower(settings.quota.per_day, day);
     settings.quota.per_month = lower(settings.quota.per_month, month);
-    settings.quota.spent_at_start = matches!(day, Some(0)) || matches!(month, Some(0));
+    // The month is reported first when both are spent, because it resets later.
+    settings.quota.spent_at_start = if month == Some(0) {
+        Some(BudgetWindow::Month)
+    } else if day == Some(0) {
+        Some(BudgetWindow::Day)
+    } else {
+        None
+    };
 
     tracing::info!(
         per_day = ?settings.quota.per_day,

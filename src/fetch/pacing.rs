@@ -30,8 +30,8 @@ pub struct QuotaSettings {
     pub probe_window: Duration,
     /// First wait between two quota probes; doubled after each 429, never past the window.
     pub probe_base: Duration,
-    /// Set when the account's quota was already spent before the run (`--quota-from-api`).
-    pub spent_at_start: bool,
+    /// The budget window the account had already spent before the run (`--quota-from-api`).
+    pub spent_at_start: Option<BudgetWindow>,
 }
 
 /// Budget window that ran out.
@@ -273,12 +273,16 @@ impl Pacer {
             requests_sent: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
         };
-        if spent_at_start {
-            let now = clock::now().date_naive();
+        if let Some(window) = spent_at_start {
+            let today = clock::now().date_naive();
+            let resets_at = match window {
+                BudgetWindow::Day => next_day(today),
+                BudgetWindow::Month => next_month(today),
+            };
             pacer.halt_with(Stop::BudgetSpent {
-                window: BudgetWindow::Day,
+                window,
                 limit: 0,
-                resets_at: next_day(now),
+                resets_at,
             });
         }
         pacer
@@ -571,7 +575,7 @@ mod tests {
             per_month: None,
             probe_window: Duration::from_secs(60),
             probe_base: Duration::from_secs(1),
-            spent_at_start: false,
+            spent_at_start: None,
         }
     }
 

@@ -94,3 +94,47 @@ fn quota_from_api_lowers_the_daily_budget() {
         2
     );
 }
+
+#[test]
+fn quota_from_api_sends_nothing_when_spent() {
+    let spent = KeyQuota {
+        per_day: Some(5),
+        used_today: 5,
+        ..KeyQuota::unlimited()
+    };
+    let server = FakeVt::start(FakeVtConfig::default().with_quota(spent));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ips.txt");
+    std::fs::write(&input, "45.32.0.1\n45.32.0.2\n").unwrap();
+    let out = dir.path().join("out.parquet");
+
+    let output = run(vt_enrich()
+        .env("VT_API_KEY", TEST_KEY)
+        .arg("enrich")
+        .arg(&input)
+        .args([
+            "--api-url",
+            &server.url(),
+            "--profile",
+            "unlimited",
+            "--quota-from-api",
+            "--no-cache",
+        ])
+        .arg("-o")
+        .arg(&out));
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    assert_eq!(
+        server.stats().requests_per_ip.len(),
+        0,
+        "an address was looked up"
+    );
+    let statuses = strings(&read_parquet(&out), "status");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.as_deref() == Some("quota_exhausted")),
+        "{statuses:?}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("daily budget"), "{stderr}");
+}
