@@ -95,9 +95,10 @@ impl ConfigFile {
             let line = err
                 .span()
                 .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            let detail = without_quoted_values(err.message().trim());
             let message = match line {
-                Some(line) => format!("line {line}: {}", err.message().trim()),
-                None => err.message().trim().to_string(),
+                Some(line) => format!("line {line}: {detail}"),
+                None => detail,
             };
             ConfigError::Parse {
                 path: path.to_path_buf(),
@@ -130,6 +131,24 @@ impl ConfigFile {
         self.profiles.extend(over.profiles);
         self
     }
+}
+
+/// Replaces the text between double quotes in a parser message with `…`: a key pasted into
+/// the wrong setting would otherwise be echoed in an error.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !inside {
+                out.push_str("\"…\"");
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Loads the built-in defaults overlaid with the user's config file: `explicit` if given (it
@@ -675,6 +694,15 @@ mod tests {
             &dir.path().join("out.engines.csv"),
         );
         assert!(check_paths(std::slice::from_ref(&input), &fine).is_ok());
+    }
+
+    #[test]
+    fn config_type_errors_never_echo_the_value() {
+        let err = ConfigFile::parse("concurrency = \"SECRET-KEY-123\"\n", Path::new("user.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("SECRET-KEY-123"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,14 @@ use crate::exit::ExitStatus;
 /// Runs one cache action.
 pub fn run(command: &CacheCommand, file: &ConfigFile) -> anyhow::Result<ExitStatus> {
     let path = config::cache_path(command.cache.as_deref(), file)?;
+    // Opening creates a missing file, which would hide a mistyped path behind an empty cache.
+    if !path.exists() {
+        return Err(config::ConfigError::Invalid {
+            setting: "--cache",
+            message: format!("no cache file at `{}`; check the path", path.display()),
+        }
+        .into());
+    }
     let cache = Cache::open(&path)?;
 
     match &command.action {

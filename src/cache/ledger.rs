@@ -226,6 +226,13 @@ fn decide(
 ) -> rusqlite::Result<Reservation> {
     tx.prepare_cached("DELETE FROM ledger_sent WHERE key_hash = ?1 AND sent_at <= ?2")?
         .execute((key_hash, micros_before(now, SENT_LOG_RETENTION)))?;
+    // Send times further in the future than the retention (a clock stepped back, or a process
+    // whose clock runs ahead) would hold the window shut until then; forget them.
+    tx.prepare_cached("DELETE FROM ledger_sent WHERE key_hash = ?1 AND sent_at > ?2")?
+        .execute((
+            key_hash,
+            to_micros(now) + SENT_LOG_RETENTION.as_micros() as i64,
+        ))?;
 
     if let Some(limit) = active(limits.per_month)
         && count_in_period(tx, key_hash, month)? >= u64::from(limit)
@@ -258,6 +265,9 @@ fn decide(
         if let Some(sent_at) = limit_th_newest
             && sent_at > micros_before(now, PACING_WINDOW)
         {
+            // A send dated after `now` counts as sent now, so a clock that differs between
+            // processes delays the next request by one window at most.
+            let sent_at = sent_at.min(to_micros(now));
             let frees_at = from_micros(sent_at, 0)?
                 + TimeDelta::milliseconds(PACING_WINDOW.as_millis() as i64);
             return Ok(Reservation::RetryAt(frees_at));

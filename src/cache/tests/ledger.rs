@@ -328,3 +328,31 @@ fn two_connections_hammer_without_busy_errors() {
         u64::from(THREADS * ROUNDS)
     );
 }
+
+#[test]
+fn future_send_times_never_block_past_one_window() {
+    let (_dir, path) = temp_cache_path();
+    let cache = Cache::open(&path).unwrap();
+    let key = KeyHash::of("clock-key");
+    let budgets = Budgets {
+        per_minute: Some(2),
+        ..Budgets::default()
+    };
+    let now = at(2025, 6, 14, 12, 0, 0);
+    let tomorrow = now + TimeDelta::days(1);
+
+    // A process whose clock reads tomorrow fills the window.
+    for _ in 0..2 {
+        assert_eq!(
+            cache.reserve_request(&key, tomorrow, &budgets).unwrap(),
+            Reservation::Granted
+        );
+    }
+
+    // Today's process waits one window at most, not until tomorrow.
+    match cache.reserve_request(&key, now, &budgets).unwrap() {
+        Reservation::Granted => {}
+        Reservation::RetryAt(at) => assert!(at <= now + TimeDelta::milliseconds(60_500), "{at}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
