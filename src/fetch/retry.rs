@@ -35,6 +35,8 @@ pub fn classify(attempt: &Attempt) -> Class {
         Attempt::ApiError { status, code, .. } => match *status {
             // Only VirusTotal's own 404 says the address is unknown; a bare 404 (a wrong
             // --api-url, a proxy's page) says nothing about the address.
+            // TODO: a wrong path under the real API root may also answer `NotFoundError`
+            // ("Resource not found"); those rows become `not_found` and are cached.
             404 if code.as_deref() == Some("NotFoundError") => Class::NotFound,
             401 => Class::Unauthorized,
             429 => Class::Throttled,

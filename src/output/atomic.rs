@@ -16,6 +16,7 @@ use super::OutputError;
 
 /// Temporary files not yet committed or dropped, so that an exit that skips destructors (a
 /// second Ctrl-C) can still remove them.
+// TODO: a `kill -9` leaves its `.NAME.XXXX.tmp` files behind, and no later run sweeps them.
 static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Removes every temporary output file still in progress. For a process about to exit without
