@@ -46,7 +46,7 @@ impl fmt::Display for Status {
     }
 }
 
-/// Where the answer for a row came from.
+/// Origin of the data in a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AnswerSource {
     Api,

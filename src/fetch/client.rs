@@ -28,7 +28,7 @@ pub struct ClientSettings {
     pub pool_size: usize,
 }
 
-/// What one attempt produced, before any retry decision.
+/// Outcome of one attempt, before any retry decision.
 #[derive(Debug)]
 pub enum Attempt {
     /// HTTP 200 with a complete, decoded body that parses as JSON.

@@ -61,7 +61,7 @@ pub struct FetchSettings {
     pub concurrency: usize,
 }
 
-/// Why the stage could not produce a row for an address.
+/// Failure that leaves an address without a row.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
     /// The API rejected the key: nothing more can be fetched in this run.
@@ -158,11 +158,10 @@ impl Fetcher {
                 }
                 Class::Throttled => {
                     throttled += 1;
-                    // A run of 429s is paced and ended by the shared probe; this cap only
-                    // bounds an address that keeps meeting short bursts of 429 between
-                    // successes.
+                    // The shared probe paces and ends a run of 429s. This cap only bounds an
+                    // address that keeps meeting short bursts of 429 between successes.
                     if throttled > self.retry.max_retries.saturating_mul(4).max(8) {
-                        error!(%ip, attempts = retries + throttled, "giving up after repeated 429 answers");
+                        error!(%ip, attempts = retries + throttled, "lookup failed after repeated 429 responses; not retrying");
                         return Ok(error_lookup(
                             &ip,
                             Status::Failed,
@@ -170,7 +169,7 @@ impl Fetcher {
                             Some(retries + throttled),
                         ));
                     }
-                    warn!(%ip, reason = %describe(&attempt), "quota answer 429; waiting for the shared quota probe");
+                    warn!(%ip, reason = %describe(&attempt), "429 response; waiting for the shared quota probe");
                 }
                 Class::Retryable => {
                     retries += 1;
@@ -339,7 +338,7 @@ fn describe(attempt: &Attempt) -> String {
     }
 }
 
-/// Where lookups are answered from.
+/// Source of the answers to lookups.
 pub enum Resolver {
     /// The API, behind the cache unless `--no-cache`.
     Api {

@@ -41,7 +41,7 @@ pub enum BudgetWindow {
     Month,
 }
 
-/// Why the fetch stage stopped sending.
+/// Reason the fetch stage stopped sending.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stop {
     /// The configured daily or monthly budget is spent.
@@ -169,7 +169,7 @@ fn next_month(day: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&first.and_hms_opt(0, 0, 0).unwrap_or_default())
 }
 
-/// Where requests are counted against the daily and monthly budgets.
+/// Store of the request counts checked against the daily and monthly budgets.
 enum Ledger {
     /// In memory: the budgets hold within this run only.
     Local(Mutex<Budget>),

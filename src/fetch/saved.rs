@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use crate::flatten::document_id;
 use crate::model::{AnswerSource, Lookup, Status};
 
-/// Where one document is stored.
+/// Location of one saved document.
 #[derive(Debug, Clone)]
 enum DocRef {
     /// A whole file is the document.
@@ -97,7 +97,7 @@ impl SavedIndex {
         self.order.iter()
     }
 
-    /// Returns whether the index holds no document.
+    /// Returns whether the index contains no document.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

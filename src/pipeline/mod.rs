@@ -141,7 +141,7 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     Ok(summary)
 }
 
-/// How the lookup loop ended.
+/// Outcome of the lookup loop.
 #[derive(Debug)]
 enum Flow {
     Finished,
@@ -178,7 +178,7 @@ async fn drive(
         let result = match joined {
             Ok(result) => result,
             Err(err) => {
-                // A panic in one lookup is a bug; the row is lost, so say so loudly.
+                // A panic in one lookup is a bug, and its row is lost, so it is logged as an error.
                 tracing::error!(error = %err, "a lookup task panicked; its row is missing");
                 continue;
             }

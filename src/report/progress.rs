@@ -14,7 +14,7 @@ use crate::cli::ProgressArg;
 /// Returns the request counter of the run; zero when answers come from saved documents.
 pub type RequestCounter = Arc<dyn Fn() -> u64 + Send + Sync>;
 
-/// How progress is shown, after looking at the terminal and `NO_COLOR`.
+/// Progress display, chosen from the option, the terminal and `NO_COLOR`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
     Bar,

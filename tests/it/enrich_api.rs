@@ -10,7 +10,8 @@ use crate::fake_vt::{
     FakeVt, FakeVtConfig, Fault, FaultPolicy, KeyQuota, TEST_KEY, document_facts,
 };
 use crate::support::{
-    self, describe, enrich_command, ints, read_parquet, rows_by_ip, run, strings, without_columns,
+    self, count_status, describe, enrich_command, ints, read_parquet, rows_by_ip, run, strings,
+    without_columns,
 };
 
 fn public_ips(count: usize) -> Vec<String> {
@@ -193,21 +194,8 @@ fn daily_budget_stops_sending_and_names_the_reset() {
 
     assert_eq!(server.stats().total_requests, 5);
     let batch = read_parquet(&out);
-    let statuses = strings(&batch, "status");
-    assert_eq!(
-        statuses
-            .iter()
-            .filter(|s| s.as_deref() == Some("ok"))
-            .count(),
-        5
-    );
-    assert_eq!(
-        statuses
-            .iter()
-            .filter(|s| s.as_deref() == Some("quota_exhausted"))
-            .count(),
-        3
-    );
+    assert_eq!(count_status(&batch, "ok"), 5);
+    assert_eq!(count_status(&batch, "quota_exhausted"), 3);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("daily budget of 5 requests"), "{stderr}");
     assert!(stderr.contains("T00:00:00Z"), "{stderr}");

@@ -1,13 +1,29 @@
 //! `vt-enrich quota` and `--quota-from-api` against the fake server's quota endpoint.
 
 use crate::fake_vt::{FakeVt, FakeVtConfig, KeyQuota, TEST_KEY};
-use crate::support::{describe, read_parquet, run, strings, vt_enrich};
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{count_status, describe, read_parquet, run, strings, vt_enrich};
 
 fn daily_quota(per_day: u64) -> KeyQuota {
     KeyQuota {
         per_day: Some(per_day),
         ..KeyQuota::unlimited()
     }
+}
+
+/// `enrich` with `--quota-from-api`, no local budget and no cache.
+fn enrich_from_api_quota(server: &FakeVt, input: &Path, out: &Path) -> Command {
+    let mut command = vt_enrich();
+    command
+        .env("VT_API_KEY", TEST_KEY)
+        .arg("enrich")
+        .arg(input)
+        .args(["--api-url", &server.url(), "--profile", "unlimited"])
+        .args(["--quota-from-api", "--no-cache", "-o"])
+        .arg(out);
+    command
 }
 
 #[test]
@@ -56,20 +72,7 @@ fn quota_from_api_lowers_the_daily_budget() {
     let out = dir.path().join("out.parquet");
 
     // No local budget at all: only the API's answer can stop this run at 10.
-    let output = run(vt_enrich()
-        .env("VT_API_KEY", TEST_KEY)
-        .arg("enrich")
-        .arg(&input)
-        .args([
-            "--api-url",
-            &server.url(),
-            "--profile",
-            "unlimited",
-            "--quota-from-api",
-            "--no-cache",
-        ])
-        .arg("-o")
-        .arg(&out));
+    let output = run(&mut enrich_from_api_quota(&server, &input, &out));
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
 
     let stats = server.stats();
@@ -78,21 +81,9 @@ fn quota_from_api_lowers_the_daily_budget() {
         0,
         "the budget stopped the run before the API did"
     );
-    let statuses = strings(&read_parquet(&out), "status");
-    assert_eq!(
-        statuses
-            .iter()
-            .filter(|s| s.as_deref() == Some("ok"))
-            .count(),
-        10
-    );
-    assert_eq!(
-        statuses
-            .iter()
-            .filter(|s| s.as_deref() == Some("quota_exhausted"))
-            .count(),
-        2
-    );
+    let batch = read_parquet(&out);
+    assert_eq!(count_status(&batch, "ok"), 10);
+    assert_eq!(count_status(&batch, "quota_exhausted"), 2);
 }
 
 #[test]
@@ -108,20 +99,7 @@ fn quota_from_api_sends_nothing_when_spent() {
     std::fs::write(&input, "45.32.0.1\n45.32.0.2\n").unwrap();
     let out = dir.path().join("out.parquet");
 
-    let output = run(vt_enrich()
-        .env("VT_API_KEY", TEST_KEY)
-        .arg("enrich")
-        .arg(&input)
-        .args([
-            "--api-url",
-            &server.url(),
-            "--profile",
-            "unlimited",
-            "--quota-from-api",
-            "--no-cache",
-        ])
-        .arg("-o")
-        .arg(&out));
+    let output = run(&mut enrich_from_api_quota(&server, &input, &out));
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     assert_eq!(
         server.stats().requests_per_ip.len(),

@@ -171,3 +171,11 @@ pub fn without_columns(batch: &RecordBatch, names: &[&str]) -> RecordBatch {
         .collect();
     batch.project(&keep).unwrap()
 }
+
+/// Returns how many rows of `batch` have `status`.
+pub fn count_status(batch: &RecordBatch, status: &str) -> usize {
+    strings(batch, "status")
+        .iter()
+        .filter(|value| value.as_deref() == Some(status))
+        .count()
+}
