@@ -128,6 +128,12 @@ pub struct EnrichArgs {
     #[arg(long, env = "VT_ENRICH_INCLUDE_PRIVATE")]
     pub include_private: bool,
 
+    /// Write every input row, in order, with the answers for each IP column appended under that
+    /// column's name (`src_ip_country`, `dst_ip_asn`, …) instead of one row per address. Needs
+    /// one CSV or TSV input with a header row; stdin is copied to a temporary file first.
+    #[arg(long, env = "VT_ENRICH_JOIN")]
+    pub join: bool,
+
     /// Answer lookups from saved VirusTotal JSON documents instead of the API: a directory of
     /// `*.json` files or a JSON Lines file. Addresses without a document get `not_found`.
     #[arg(long, value_name = "PATH", env = "VT_ENRICH_FROM")]

@@ -70,6 +70,8 @@ pub struct ConfigFile {
     pub max_body_bytes: Option<u64>,
     pub engines: Option<String>,
     pub include_private: Option<bool>,
+    /// Join mode (`--join`) for every `enrich` run.
+    pub join: Option<bool>,
     /// Cache file; `--cache` and `VT_ENRICH_CACHE` override it.
     pub cache_path: Option<PathBuf>,
     /// Cache age limit such as `7d`.
@@ -125,6 +127,7 @@ impl ConfigFile {
             max_body_bytes,
             engines,
             include_private,
+            join,
             cache_path,
             max_age
         );

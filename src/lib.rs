@@ -5,6 +5,7 @@
 //! - [`fetch`]: looks each address up in the API (paced, retried) or in saved documents;
 //! - [`flatten`]: turns each IP address object into one typed row and its engine rows;
 //! - [`output`]: writes Arrow batches as Parquet or CSV, atomically;
+//! - [`join`]: with `--join`, writes every input row with its answers beside it;
 //! - [`pipeline`]: wires the stages with bounded channels;
 //! - [`report`]: progress display and the final summary;
 //! - [`app`], [`cli`], [`config`], [`exit`], [`logging`]: the command-line program around them.
@@ -18,6 +19,7 @@ pub mod exit;
 pub mod fetch;
 pub mod flatten;
 pub mod input;
+pub mod join;
 pub mod logging;
 pub mod model;
 pub mod output;

@@ -2,6 +2,7 @@
 //! summary or the error, and picks the exit status.
 
 mod cache;
+mod join_mode;
 mod quota;
 mod schema;
 
@@ -87,12 +88,20 @@ fn run_async<F: std::future::Future<Output = anyhow::Result<ExitStatus>>>(
 async fn enrich(args: EnrichArgs, file: ConfigFile, quiet: bool) -> anyhow::Result<ExitStatus> {
     let output = config::output_settings(&args.output, &file)?;
     config::check_paths(&args.inputs, &output)?;
-    let input = InputOptions {
+    let mut input = InputOptions {
         paths: args.inputs.clone(),
         columns: args.columns.clone(),
         format: config::input_format(args.input_format),
         delimiter: config::delimiter(args.delimiter)?,
         include_private: args.include_private || file.include_private.unwrap_or(false),
+        stdin_copy: None,
+    };
+    let join = args.join || file.join.unwrap_or(false);
+    // Held until the run ends: dropping it deletes the copy of stdin.
+    let _stdin_copy = if join {
+        join_mode::prepare(&mut input, &output)?
+    } else {
+        None
     };
 
     let halt = CancellationToken::new();
@@ -150,6 +159,7 @@ async fn enrich(args: EnrichArgs, file: ConfigFile, quiet: bool) -> anyhow::Resu
         resolver,
         window,
         per_minute,
+        join,
     };
 
     watch_signals(halt.clone());

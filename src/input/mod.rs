@@ -15,6 +15,7 @@ mod address;
 mod decompress;
 mod detect;
 mod extract;
+mod rows;
 mod sink;
 mod special;
 mod table;
@@ -31,12 +32,14 @@ use tokio::sync::mpsc;
 
 pub use address::{AddressError, parse_address};
 pub use extract::extract_addresses;
+pub use rows::{InputShape, TableLayout, input_shape, key_address, lookup_key, read_rows};
+pub use sink::Flow;
 pub use special::non_global_reason;
 
 use crate::model::InputItem;
 use decompress::{Compression, decode, open_raw, skip_bom};
 use detect::{Sample, detect_delimiter, is_plain_list};
-use sink::{Flow, Sink};
+use sink::Sink;
 use table::{TableInput, read_table};
 use text::read_text;
 
@@ -64,6 +67,19 @@ pub struct InputOptions {
     pub delimiter: Option<u8>,
     /// Emit addresses that are not globally routable as `Lookup` instead of `Skipped`.
     pub include_private: bool,
+    /// A file holding a copy of stdin, read wherever a path is `-`. Join mode reads its input
+    /// twice, and stdin can be read only once.
+    pub stdin_copy: Option<PathBuf>,
+}
+
+impl InputOptions {
+    /// Returns the file to open for `path`: the copy of stdin for `-` when there is one.
+    fn source_path<'a>(&'a self, path: &'a Path) -> &'a Path {
+        match &self.stdin_copy {
+            Some(copy) if is_stdin(path) => copy,
+            _ => path,
+        }
+    }
 }
 
 /// Counters of one `read_inputs` call.
@@ -98,6 +114,8 @@ pub struct InputStats {
     pub ragged_rows: u64,
     /// Names of the CSV columns read, across all inputs, in the order first chosen.
     pub columns_used: Vec<String>,
+    /// How each CSV input was read, in input order; plain lists have none.
+    pub tables: Vec<TableLayout>,
 }
 
 /// Fatal input failures. Invalid values are not errors: they become `Invalid` items.
@@ -172,7 +190,11 @@ pub fn read_inputs(
     emit: &mut dyn FnMut(InputItem) -> bool,
 ) -> Result<InputStats, InputError> {
     let paths = input_paths(opts);
-    check_openable(&paths)?;
+    let sources: Vec<PathBuf> = paths
+        .iter()
+        .map(|path| opts.source_path(path).to_path_buf())
+        .collect();
+    check_openable(&paths, &sources)?;
 
     let mut sink = Sink::new(opts.include_private, emit);
     for path in &paths {
@@ -205,9 +227,9 @@ fn input_paths(opts: &InputOptions) -> Vec<PathBuf> {
 
 /// Opens each path once and closes it again, because holding every file open until its turn
 /// could exceed the open-file limit when a shell glob names thousands of files.
-fn check_openable(paths: &[PathBuf]) -> Result<(), InputError> {
-    for path in paths {
-        open_raw(path).map_err(|source| InputError::Open {
+fn check_openable(paths: &[PathBuf], sources: &[PathBuf]) -> Result<(), InputError> {
+    for (path, source_path) in paths.iter().zip(sources) {
+        open_raw(source_path).map_err(|source| InputError::Open {
             path: path.clone(),
             source,
         })?;
@@ -251,7 +273,42 @@ impl SourceContext {
 }
 
 fn read_source(path: &Path, opts: &InputOptions, sink: &mut Sink<'_>) -> Result<Flow, InputError> {
-    let raw = open_raw(path).map_err(|source| InputError::Open {
+    let opened = open_source(path, opts)?;
+    let OpenedSource {
+        context,
+        stream,
+        sample,
+    } = opened;
+
+    if read_as_text(opts, &sample) {
+        tracing::debug!(file = %context.name, compression = context.compression.name(), "reading as a plain list");
+        let mut replayed = sample.replay(stream);
+        return read_text(&mut *replayed, &context.name, sink)
+            .map_err(|error| context.io_error(error));
+    }
+
+    let delimiter = choose_delimiter(opts, path, &sample);
+    tracing::debug!(file = %context.name, compression = context.compression.name(), delimiter = %char::from(delimiter).escape_default(), "reading as CSV");
+    let table = TableInput {
+        context: &context,
+        delimiter,
+        line_offset: sample.leading_lines,
+        requested_columns: &opts.columns,
+    };
+    let replayed = sample.replay_without_leading(stream);
+    read_table(&table, replayed, sink)
+}
+
+/// One input opened for reading: decompressed, past its byte order mark, with its first lines
+/// read ahead for detection.
+struct OpenedSource {
+    context: SourceContext,
+    stream: Box<dyn std::io::BufRead>,
+    sample: Sample,
+}
+
+fn open_source(path: &Path, opts: &InputOptions) -> Result<OpenedSource, InputError> {
+    let raw = open_raw(opts.source_path(path)).map_err(|source| InputError::Open {
         path: path.to_path_buf(),
         source,
     })?;
@@ -265,24 +322,11 @@ fn read_source(path: &Path, opts: &InputOptions, sink: &mut Sink<'_>) -> Result<
     context.compression = compression;
     skip_bom(&mut stream).map_err(|error| context.io_error(error))?;
     let sample = Sample::take(&mut *stream).map_err(|error| context.io_error(error))?;
-
-    if read_as_text(opts, &sample) {
-        tracing::debug!(file = %context.name, compression = compression.name(), "reading as a plain list");
-        let mut replayed = sample.replay(stream);
-        return read_text(&mut *replayed, &context.name, sink)
-            .map_err(|error| context.io_error(error));
-    }
-
-    let delimiter = choose_delimiter(opts, path, &sample);
-    tracing::debug!(file = %context.name, compression = compression.name(), delimiter = %char::from(delimiter).escape_default(), "reading as CSV");
-    let table = TableInput {
-        context: &context,
-        delimiter,
-        line_offset: sample.leading_lines,
-        requested_columns: &opts.columns,
-    };
-    let replayed = sample.replay_without_leading(stream);
-    read_table(&table, replayed, sink)
+    Ok(OpenedSource {
+        context,
+        stream,
+        sample,
+    })
 }
 
 fn read_as_text(opts: &InputOptions, sample: &Sample) -> bool {

@@ -10,7 +10,7 @@ use crate::model::{InputItem, Location};
 
 /// Maximum number of characters of an invalid value kept in an item. Longer values are cut, because a line of binary
 /// garbage would otherwise be copied into every status row and into the dedupe set.
-const MAX_RAW_CHARS: usize = 200;
+pub(super) const MAX_RAW_CHARS: usize = 200;
 
 /// Whether the caller wants more items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +123,7 @@ fn location(file: &str, line: u64) -> Location {
 }
 
 /// Cuts `value` to at most `max` characters, marking the cut with `…`.
-fn truncate_chars(value: &str, max: usize) -> String {
+pub(super) fn truncate_chars(value: &str, max: usize) -> String {
     match value.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &value[..cut]),
         None => value.to_string(),

@@ -8,7 +8,7 @@ use csv::{ByteRecord, ReaderBuilder, Trim};
 use super::address::{clean_value, parse_address};
 use super::detect::{COLUMN_SAMPLE_RECORDS, detect_address_columns, select_named_columns};
 use super::sink::{Flow, Sink};
-use super::{InputError, SourceContext};
+use super::{InputError, SourceContext, TableLayout};
 
 /// Ragged rows logged one by one per file; the rest are only counted, then logged as one total.
 const RAGGED_ROWS_LOGGED: u64 = 10;
@@ -75,7 +75,16 @@ impl<'a> TableState<'a> {
         self.header = header_record.iter().map(decode_cell).collect();
 
         let sampled = self.read_sample(reader)?;
-        if !self.choose_columns(&sampled)? {
+        let has_rows = self.choose_columns(&sampled)?;
+        // Recorded also for a file without data rows, so that a joined output still gets the
+        // input's columns.
+        sink.stats.tables.push(TableLayout {
+            delimiter: self.input.delimiter,
+            header: self.header.clone(),
+            columns: self.columns.clone(),
+            header_is_data: self.header_is_data(),
+        });
+        if !has_rows {
             return Ok(Flow::Continue);
         }
         self.record_columns_used(sink);

@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use futures::StreamExt;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -28,7 +29,8 @@ use crate::fetch::saved::SavedIndex;
 use crate::fetch::{FetchError, Resolver};
 use crate::flatten::{self, FlatRecord};
 use crate::input::{self, InputOptions, InputStats};
-use crate::model::{InputItem, Lookup, Status};
+use crate::join;
+use crate::model::{AnswerSource, InputItem, Lookup, Status};
 use crate::output::OutputTarget;
 use crate::report::Tally;
 use crate::report::progress::{self, ProgressMode};
@@ -48,6 +50,42 @@ pub struct EnrichRun {
     pub window: usize,
     pub progress: ProgressMode,
     pub per_minute: Option<std::num::NonZeroU32>,
+    /// Write every input row with its answers (`--join`) instead of one row per address.
+    pub join: bool,
+}
+
+/// The form in which the lookup loop hands over each answer: a flattened row for the writer
+/// thread, or the raw answer for the join spool.
+trait Answer: Send + 'static {
+    fn from_lookup(lookup: Lookup) -> Self;
+    fn status(&self) -> (Status, Option<AnswerSource>);
+}
+
+impl Answer for FlatRecord {
+    /// Flattening runs here, inside the lookup's task, so it uses the runtime's worker threads.
+    fn from_lookup(lookup: Lookup) -> Self {
+        flatten::flatten(lookup)
+    }
+
+    fn status(&self) -> (Status, Option<AnswerSource>) {
+        (self.status, self.source)
+    }
+}
+
+impl Answer for Lookup {
+    fn from_lookup(lookup: Lookup) -> Self {
+        lookup
+    }
+
+    fn status(&self) -> (Status, Option<AnswerSource>) {
+        (self.status, self.source)
+    }
+}
+
+/// The output side of a run: the writer thread, or the join spool.
+enum Outlet {
+    Rows(Sink),
+    Spool(join::Spool),
 }
 
 /// A run that stopped before producing its output.
@@ -71,7 +109,11 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     let started = Instant::now();
     let tally = Arc::new(Tally::default());
     let resolver = Arc::new(run.resolver);
-    let sink = Sink::open(&run.output)?;
+    let outlet = if run.join {
+        Outlet::Spool(join::Spool::open()?)
+    } else {
+        Outlet::Rows(Sink::open(&run.output)?)
+    };
 
     let progress_stop = CancellationToken::new();
     let progress_task = {
@@ -85,18 +127,36 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
         ))
     };
 
-    // Steps: start the input thread, run the lookups in an ordered window, write each row.
+    // Steps: start the input thread, run the lookups in an ordered window, hand each answer to
+    // the writer (or to the join spool), then finish the output.
     let (input_tx, input_rx) = tokio::sync::mpsc::channel(INPUT_CHANNEL);
-    let reader = input::spawn_reader(run.input, input_tx);
-    let flow = drive(
-        input_rx,
-        resolver.clone(),
-        sink.sender(),
-        tally.clone(),
-        run.window,
-        &halt,
-    )
-    .await;
+    let reader = input::spawn_reader(run.input.clone(), input_tx);
+    let flow = match &outlet {
+        Outlet::Rows(sink) => {
+            let rows = sink.sender();
+            drive(
+                input_rx,
+                resolver.clone(),
+                rows,
+                tally.clone(),
+                run.window,
+                &halt,
+            )
+            .await
+        }
+        Outlet::Spool(spool) => {
+            let answers = spool.sender();
+            drive(
+                input_rx,
+                resolver.clone(),
+                answers,
+                tally.clone(),
+                run.window,
+                &halt,
+            )
+            .await
+        }
+    };
 
     let input_result = join_reader(reader, matches!(flow, Flow::Interrupted)).await?;
     tally.input_done.store(true, Ordering::Relaxed);
@@ -104,16 +164,21 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     // Rows already looked up are written even when the input fails part-way: their requests
     // are spent, and the error is reported after the output is safe.
     let commit = matches!(flow, Flow::Finished | Flow::Interrupted);
-    let closed = sink.close(commit).await;
+    let closed = match outlet {
+        Outlet::Rows(sink) => sink
+            .close(commit)
+            .await
+            .map(|()| None)
+            .context("cannot write the output"),
+        Outlet::Spool(spool) => spool.close().await.map(Some),
+    };
     progress_stop.cancel();
     let _ = progress_task.await;
 
-    match flow {
-        Flow::Unauthorized(message) => return Err(RunError::Unauthorized(message).into()),
-        Flow::SinkFailed | Flow::Finished | Flow::Interrupted => {
-            closed.context("cannot write the output")?
-        }
+    if let Flow::Unauthorized(message) = flow {
+        return Err(RunError::Unauthorized(message).into());
     }
+    let store = closed?;
     let input_stats = match input_result {
         Ok(stats) => stats,
         Err(source) => {
@@ -126,10 +191,27 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
         }
     };
 
+    let mut rows_written = tally.snapshot().done();
+    let mut output_written = true;
+    if let Some(store) = store {
+        if matches!(flow, Flow::Finished) {
+            rows_written = write_joined(&run.input, &input_stats, store, &run.output).await?;
+        } else {
+            warn!(
+                "the joined output is written only after every row was looked up, so it was not written; \
+                 rerun the same command to finish (answers already fetched are in the cache)"
+            );
+            output_written = false;
+        }
+    }
+
     let status = exit_status(&tally, &flow, resolver.stopped());
     let mut summary = RunSummary::new(status, &tally.snapshot(), started.elapsed());
-    summary.output = describe_target(&run.output.target);
-    summary.engines_output = run.output.engines_target.as_ref().map(describe_target);
+    summary.rows_written = rows_written;
+    if output_written {
+        summary.output = describe_target(&run.output.target);
+        summary.engines_output = run.output.engines_target.as_ref().map(describe_target);
+    }
     summary.requests = resolver.counters().requests;
     summary.throttled = resolver.counters().throttled;
     summary.input = input_summary(&input_stats);
@@ -139,6 +221,39 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
         .map(|stop| stop.describe());
     summary.interrupted = matches!(flow, Flow::Interrupted);
     Ok(summary)
+}
+
+/// Runs the second pass of join mode off the runtime and returns the number of rows written.
+async fn write_joined(
+    input: &InputOptions,
+    stats: &InputStats,
+    store: join::AnswerStore,
+    output: &OutputSettings,
+) -> anyhow::Result<u64> {
+    let Some(layout) = stats.tables.first().cloned() else {
+        anyhow::bail!("--join found no CSV table in the input, so there is nothing to join");
+    };
+    let path = input
+        .paths
+        .first()
+        .cloned()
+        .unwrap_or_else(|| std::path::PathBuf::from("-"));
+    let input = input.clone();
+    let output = output.clone();
+
+    info!(input = %path.display(), "writing every input row with its answers");
+    let joined = tokio::task::spawn_blocking(move || {
+        join::write_joined(&path, &input, &layout, &store, &output)
+    })
+    .await
+    .context("the join pass did not finish")??;
+    if joined.unanswered_cells > 0 {
+        warn!(
+            cells = joined.unanswered_cells,
+            "some values had no answer because the input changed while it was read; their enrichment is empty"
+        );
+    }
+    Ok(joined.rows)
 }
 
 /// Outcome of the lookup loop.
@@ -152,10 +267,10 @@ enum Flow {
 }
 
 /// Runs every input item through its lookup and hands the rows, in input order, to the writer.
-async fn drive(
+async fn drive<A: Answer>(
     input_rx: tokio::sync::mpsc::Receiver<InputItem>,
     resolver: Arc<Resolver>,
-    rows: tokio::sync::mpsc::Sender<FlatRecord>,
+    answers: mpsc::Sender<A>,
     tally: Arc<Tally>,
     window: usize,
     halt: &CancellationToken,
@@ -169,7 +284,7 @@ async fn drive(
             counted.queued.fetch_add(1, Ordering::Relaxed);
             let resolver = resolver.clone();
             // Spawning puts the flattening of each document on the runtime's worker threads.
-            tokio::spawn(async move { resolve_item(item, &resolver).await })
+            tokio::spawn(async move { resolve_item::<A>(item, &resolver).await })
         })
         .buffered(window.max(1));
     futures::pin_mut!(lookups);
@@ -184,14 +299,15 @@ async fn drive(
             }
         };
 
-        let record = match result {
-            Ok(record) => record,
+        let answer = match result {
+            Ok(answer) => answer,
             Err(FetchError::Interrupted) => continue,
             Err(FetchError::Unauthorized(stop)) => return Flow::Unauthorized(stop.describe()),
         };
 
-        tally.record(record.status, record.source);
-        if rows.send(record).await.is_err() {
+        let (status, source) = answer.status();
+        tally.record(status, source);
+        if answers.send(answer).await.is_err() {
             return Flow::SinkFailed;
         }
     }
@@ -229,8 +345,11 @@ async fn join_reader(
         .map_err(|_| anyhow::anyhow!("the input thread panicked"))
 }
 
-/// Turns one input item into its flattened row.
-async fn resolve_item(item: InputItem, resolver: &Arc<Resolver>) -> Result<FlatRecord, FetchError> {
+/// Turns one input item into its answer, in the form the destination wants.
+async fn resolve_item<A: Answer>(
+    item: InputItem,
+    resolver: &Arc<Resolver>,
+) -> Result<A, FetchError> {
     let lookup = match item {
         InputItem::Lookup { ip, .. } => resolver.resolve(ip).await?,
         InputItem::Skipped {
@@ -244,7 +363,7 @@ async fn resolve_item(item: InputItem, resolver: &Arc<Resolver>) -> Result<FlatR
             reason,
         } => invalid(raw, &location.to_string(), &reason),
     };
-    Ok(flatten::flatten(lookup))
+    Ok(A::from_lookup(lookup))
 }
 
 fn skipped(ip: &IpAddr, location: &str, reason: &str) -> Lookup {
