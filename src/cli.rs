@@ -12,8 +12,8 @@ use crate::exit::EXIT_CODES_HELP;
 
 const ENRICH_EXAMPLES: &str = "\
 Examples:
-  Nightly job (firewall export, shared key, small quota):
-    vt-enrich enrich fw.csv.gz --column src_ip --column dst_ip -o fw.parquet --summary-json run.json
+  Nightly job (firewall export back whole, answers beside each row, shared key, small quota):
+    vt-enrich enrich fw.csv.gz --join --column src_ip --column dst_ip -o fw.parquet --summary-json run.json
   Data scientist (saved responses, no API call):
     vt-enrich enrich ips.txt --from responses.jsonl -o ips.parquet
   Analyst (pipe a list, CSV for a spreadsheet):
