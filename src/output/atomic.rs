@@ -15,8 +15,8 @@ use tempfile::NamedTempFile;
 use super::OutputError;
 
 /// Temporary files not yet committed or dropped, so that an exit that skips destructors (a
-/// second Ctrl-C) can still remove them.
-// TODO: a `kill -9` leaves its `.NAME.XXXX.tmp` files behind, and no later run sweeps them.
+/// second Ctrl-C) can still remove them. A `kill -9` skips even that; [`sweep_abandoned`]
+/// removes such files on the next run that writes the same target.
 static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Removes every temporary output file still in progress. For a process about to exit without
@@ -63,7 +63,9 @@ impl AtomicFile {
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let prefix = format!(".{name}.");
+        // The process id in the name tells a later run whether the writer is still alive.
+        let prefix = format!(".{name}.pid{}.", std::process::id());
+        sweep_abandoned(directory, &name);
 
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(".tmp");
@@ -140,6 +142,54 @@ impl AtomicFile {
     }
 }
 
+/// Removes temporary files of `target_name` in `directory` left by processes that no longer
+/// run, such as one killed with `kill -9`. Files of live processes, including other runs
+/// writing the same target, are left alone. Best effort: failures are only logged.
+fn sweep_abandoned(directory: &Path, target_name: &str) {
+    let prefix = format!(".{target_name}.pid");
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name
+            .to_str()
+            .and_then(|name| name.strip_prefix(&prefix))
+            .filter(|rest| rest.ends_with(".tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split('.')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if process_is_gone(pid) {
+            let path = entry.path();
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), pid, "removed a temporary output file left by a process that no longer runs")
+                }
+                Err(error) => {
+                    tracing::debug!(path = %path.display(), %error, "cannot remove an abandoned temporary output file")
+                }
+            }
+        }
+    }
+}
+
+/// Returns whether no process `pid` runs. Only Linux can tell (through `/proc`); elsewhere
+/// every process is assumed alive and nothing is removed.
+fn process_is_gone(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        false
+    }
+}
+
 /// Flushes the directory entry of the rename to disk, so the new file survives a power loss.
 /// Failure only weakens that guarantee, so it is logged and not returned.
 fn sync_directory(target: &Path) {
@@ -177,6 +227,31 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
         let names: Vec<_> = std::fs::read_dir(directory.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "temporary file left behind");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn files_of_dead_writers_are_swept_and_live_ones_kept() {
+        let directory = tempfile::tempdir().unwrap();
+        let target = directory.path().join("out.parquet");
+        // Pid 4194304 is above Linux's maximum (2^22), so no process has it.
+        let dead = directory.path().join(".out.parquet.pid4194304.AbC123.tmp");
+        let live = directory
+            .path()
+            .join(format!(".out.parquet.pid{}.XyZ789.tmp", std::process::id()));
+        let other = directory
+            .path()
+            .join(".other.parquet.pid4194304.AbC123.tmp");
+        for path in [&dead, &live, &other] {
+            std::fs::write(path, "partial").unwrap();
+        }
+
+        let file = AtomicFile::create(&target).unwrap();
+
+        assert!(!dead.exists(), "a dead writer's file is removed");
+        assert!(live.exists(), "a live writer's file is kept");
+        assert!(other.exists(), "another target's file is kept");
+        drop(file);
     }
 
     #[test]
