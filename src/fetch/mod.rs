@@ -11,6 +11,7 @@ pub mod pacing;
 pub mod quota;
 pub mod retry;
 pub mod saved;
+pub mod tls;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -67,6 +68,9 @@ pub enum FetchError {
     /// The API rejected the key: nothing more can be fetched in this run.
     #[error("{}", .0.describe())]
     Unauthorized(Stop),
+    /// The API server's TLS certificate was rejected: nothing more can be fetched in this run.
+    #[error("{}", .0.describe())]
+    TlsCertificate(Stop),
     /// The run was interrupted before this address was looked up.
     #[error("interrupted before the lookup finished")]
     Interrupted,
@@ -156,6 +160,10 @@ impl Fetcher {
                     let stop = self.stopped().unwrap_or(Stop::Cancelled);
                     return Err(FetchError::Unauthorized(stop));
                 }
+                Class::TlsCertificate => {
+                    let stop = self.stopped().unwrap_or(Stop::Cancelled);
+                    return Err(FetchError::TlsCertificate(stop));
+                }
                 Class::Throttled => {
                     throttled += 1;
                     // The shared probe paces and ends a run of 429s. This cap only bounds an
@@ -230,6 +238,14 @@ impl Fetcher {
                 message: message.clone(),
             });
         }
+        if class == Class::TlsCertificate
+            && let Attempt::Transport { detail, .. } = &attempt
+        {
+            error!(%ip, error = %detail, "the API server's TLS certificate was rejected; stopping the run");
+            self.pacer.halt_with(Stop::TlsCertificate {
+                detail: detail.clone(),
+            });
+        }
         let code = match &attempt {
             Attempt::ApiError { code, .. } => code.as_deref(),
             _ => None,
@@ -260,6 +276,7 @@ fn stopped_lookup(ip: &IpAddr, stop: Stop) -> Result<Lookup, FetchError> {
             Ok(lookup)
         }
         Stop::Unauthorized { .. } => Err(FetchError::Unauthorized(stop)),
+        Stop::TlsCertificate { .. } => Err(FetchError::TlsCertificate(stop)),
         Stop::Cancelled => Err(FetchError::Interrupted),
     }
 }

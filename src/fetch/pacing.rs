@@ -62,6 +62,8 @@ pub enum Stop {
         code: Option<String>,
         message: Option<String>,
     },
+    /// The server's TLS certificate failed verification; `detail` is the error's cause chain.
+    TlsCertificate { detail: String },
     /// The request ledger in the cache file could not be read or written.
     LedgerFailed(String),
     /// The user interrupted the run.
@@ -101,6 +103,9 @@ impl Stop {
                 code.as_deref().unwrap_or("Unauthorized"),
                 message.as_deref().unwrap_or("no message")
             ),
+            Stop::TlsCertificate { detail } => {
+                format!("the API server's TLS certificate was rejected: {detail}")
+            }
             Stop::LedgerFailed(message) => format!("the request ledger failed: {message}"),
             Stop::Cancelled => "interrupted".to_string(),
         }
@@ -353,7 +358,7 @@ impl Pacer {
         match class {
             Class::Throttled => self.record_throttled(code),
             Class::Success | Class::NotFound | Class::Rejected => self.clear_probe(),
-            Class::Retryable | Class::Unauthorized => {}
+            Class::Retryable | Class::Unauthorized | Class::TlsCertificate => {}
         }
         self.release_probe(admission.probe);
 

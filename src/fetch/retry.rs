@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::client::Attempt;
+use super::client::{Attempt, TransportKind};
 
 /// What to do with the result of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +25,19 @@ pub enum Class {
     Rejected,
     /// 401: the key is wrong or missing; the whole run stops.
     Unauthorized,
+    /// The server's TLS certificate failed verification. Every later request would fail the
+    /// same way until the trust roots change, so the whole run stops.
+    TlsCertificate,
 }
 
 /// Classifies one attempt. This is the only place that maps statuses to retry decisions.
 pub fn classify(attempt: &Attempt) -> Class {
     match attempt {
         Attempt::Success { .. } => Class::Success,
+        Attempt::Transport {
+            kind: TransportKind::TlsCertificate,
+            ..
+        } => Class::TlsCertificate,
         Attempt::Transport { .. } => Class::Retryable,
         Attempt::ApiError { status, code, .. } => match *status {
             // Only VirusTotal's own 404 says the address is unknown; a bare 404 (a wrong
@@ -80,7 +87,6 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fetch::client::TransportKind;
 
     fn api(status: u16) -> Attempt {
         Attempt::ApiError {
@@ -144,6 +150,16 @@ mod tests {
             };
             assert_eq!(classify(&attempt), Class::Retryable, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn rejected_certificate_stops_instead_of_retrying() {
+        let attempt = Attempt::Transport {
+            kind: TransportKind::TlsCertificate,
+            status: None,
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert_eq!(classify(&attempt), Class::TlsCertificate);
     }
 
     #[test]

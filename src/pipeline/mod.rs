@@ -64,6 +64,9 @@ pub enum RunError {
     /// The API rejected the key: exit code 1.
     #[error("{0}")]
     Unauthorized(String),
+    /// The API server's TLS certificate was rejected: exit code 1.
+    #[error("{0}")]
+    TlsCertificate(String),
 }
 
 /// Runs `vt-enrich enrich` and returns its summary.
@@ -110,6 +113,7 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
 
     match flow {
         Flow::Unauthorized(message) => return Err(RunError::Unauthorized(message).into()),
+        Flow::TlsCertificate(message) => return Err(RunError::TlsCertificate(message).into()),
         Flow::SinkFailed | Flow::Finished | Flow::Interrupted => {
             closed.context("cannot write the output")?
         }
@@ -147,6 +151,7 @@ enum Flow {
     Finished,
     Interrupted,
     Unauthorized(String),
+    TlsCertificate(String),
     /// The writer thread stopped on an error; `Sink::close` returns it.
     SinkFailed,
 }
@@ -188,6 +193,7 @@ async fn drive(
             Ok(record) => record,
             Err(FetchError::Interrupted) => continue,
             Err(FetchError::Unauthorized(stop)) => return Flow::Unauthorized(stop.describe()),
+            Err(FetchError::TlsCertificate(stop)) => return Flow::TlsCertificate(stop.describe()),
         };
 
         tally.record(record.status, record.source);

@@ -10,5 +10,8 @@ mod enrich_api;
 mod enrich_saved;
 mod fake_vt_server;
 mod flatten_golden;
+mod net_servers;
 mod quota;
 mod support;
+mod timed;
+mod tls_proxy;
