@@ -9,6 +9,7 @@ mod cli;
 mod enrich_api;
 mod enrich_saved;
 mod fake_vt_server;
+mod fault_matrix;
 mod flatten_golden;
 mod net_servers;
 mod quota;
