@@ -13,6 +13,7 @@ mod fault_matrix;
 mod flatten_golden;
 mod net_servers;
 mod quota;
+mod secrets;
 mod storm;
 mod support;
 mod timed;
