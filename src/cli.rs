@@ -76,7 +76,7 @@ pub enum Command {
 
     /// Print the account's request allowances and use, from the API, next to the local ledger.
     #[command(after_help = "Example:\n  VT_API_KEY=... vt-enrich quota")]
-    Quota(QuotaArgs),
+    Quota(Box<QuotaArgs>),
 
     /// Inspect, export or prune the answer cache.
     #[command(
@@ -260,7 +260,7 @@ pub struct ApiArgs {
 
     /// VirusTotal user ID (or service account) for the quota endpoint of `quota` and
     /// --quota-from-api. Without it the API key itself is the ID in that URL, as the API
-    /// allows, and then a proxy that logs URLs sees the key.
+    /// allows, and a proxy that logs URLs then records the key.
     #[arg(long, value_name = "ID", env = "VT_ENRICH_USER_ID")]
     pub user_id: Option<String>,
 

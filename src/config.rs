@@ -77,9 +77,9 @@ pub struct ConfigFile {
     pub cache_path: Option<PathBuf>,
     /// Cache age limit such as `7d`.
     pub max_age: Option<String>,
-    /// PEM file of extra root certificates; `--ca-cert` and `VT_ENRICH_CA_CERT` override it.
+    /// PEM file of extra root certificates. `--ca-cert` and `VT_ENRICH_CA_CERT` override it.
     pub ca_cert: Option<PathBuf>,
-    /// VirusTotal user ID for the quota endpoint; `--user-id` overrides it.
+    /// VirusTotal user ID for the quota endpoint. `--user-id` overrides it.
     pub user_id: Option<String>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
@@ -616,7 +616,7 @@ fn validate_api_url(url: &str) -> Result<String, ConfigError> {
         });
     }
     if parsed.scheme() == "http" && !is_loopback(&parsed) {
-        tracing::warn!(api_url = %trimmed, "the API root uses plain http, so the API key and the answers cross the network unencrypted; use https://");
+        tracing::warn!(api_url = %trimmed, "the API root uses plain http, so the API key and the responses cross the network unencrypted; use https://");
     }
     if !parsed.path().ends_with("/api/v3") {
         tracing::warn!(api_url = %trimmed, "the API root does not end with /api/v3; VirusTotal's is https://www.virustotal.com/api/v3");

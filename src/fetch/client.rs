@@ -29,7 +29,7 @@ pub struct ClientSettings {
     pub pool_size: usize,
     /// Root certificates trusted besides the system's (`--ca-cert`).
     pub extra_roots: ExtraRoots,
-    /// VirusTotal user ID for the quota endpoint's path; `None` puts the API key there.
+    /// VirusTotal user ID for the quota endpoint's path. With `None` the API key goes there.
     pub user_id: Option<String>,
 }
 

@@ -62,7 +62,7 @@ pub enum Stop {
         code: Option<String>,
         message: Option<String>,
     },
-    /// The server's TLS certificate failed verification; `detail` is the error's cause chain.
+    /// The server's TLS certificate failed verification. `detail` is the error's cause chain.
     TlsCertificate { detail: String },
     /// The request ledger in the cache file could not be read or written.
     LedgerFailed(String),

@@ -62,8 +62,8 @@ pub enum QuotaError {
 }
 
 /// Reads the account's quotas. The key travels in the `x-apikey` header as for every request.
-/// The path's `{id}` is `settings.user_id`, or else the key itself, which the API accepts but
-/// which then shows in the request line; that URL is never logged or put in an error.
+/// The path's `{id}` is `settings.user_id`, or else the key itself, which the API accepts.
+/// The key then shows in the request line, so that URL is never logged or put in an error.
 pub async fn fetch_account_quotas(
     settings: &ClientSettings,
     key: &ApiKey,
@@ -80,6 +80,8 @@ pub async fn fetch_account_quotas(
     })?;
     key_header.set_sensitive(true);
 
+    // TODO: without --user-id the key is the path's ID, so a proxy that logs URLs records it.
+    // VirusTotal documents no endpoint that returns the user ID from the x-apikey header.
     let url = quota_url(
         &settings.api_url,
         settings.user_id.as_deref().unwrap_or(key.expose()),

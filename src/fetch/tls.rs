@@ -1,6 +1,6 @@
 //! HTTPS trust: extra root certificates for TLS-inspecting proxies (`--ca-cert`), the one
-//! builder every HTTP client of the program starts from, and the test that tells a rejected
-//! server certificate from a passing network fault.
+//! builder every HTTP client of the program starts from, and the check that separates a
+//! rejected server certificate from a passing network fault.
 //!
 //! Certificate checks are always on. The system's roots (read by rustls-platform-verifier,
 //! which honours `SSL_CERT_FILE` and `SSL_CERT_DIR` on Linux) stay trusted, and `--ca-cert`
@@ -65,8 +65,8 @@ pub enum CaCertError {
     },
 }
 
-/// Reads every certificate of a PEM file (one or more `CERTIFICATE` blocks; other blocks
-/// such as keys are ignored) and checks that each can serve as a trust anchor.
+/// Reads every `CERTIFICATE` block of a PEM file and checks that each can serve as a trust
+/// anchor. Other blocks, such as private keys, are skipped.
 pub fn load_ca_file(path: &Path) -> Result<ExtraRoots, CaCertError> {
     let bytes = std::fs::read(path).map_err(|source| CaCertError::Read {
         path: path.to_path_buf(),
@@ -122,7 +122,7 @@ pub fn client_builder(settings: &ClientSettings) -> reqwest::ClientBuilder {
     builder
 }
 
-/// Returns the TLS error in `err`'s source chain when it says that the server's certificate
+/// Returns the TLS error in `err`'s source chain when it reports that the server's certificate
 /// failed verification (unknown issuer, expired, wrong name…). Such an error repeats on every
 /// request until the trust roots change, so it is not worth a retry.
 pub fn certificate_error<'a>(
@@ -190,7 +190,7 @@ mod tests {
     }
 
     #[test]
-    fn file_without_pem_block_is_rejected_with_the_fix() {
+    fn file_without_pem_block_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "ca.der", &[0x30, 0x82, 0x01, 0x0a]);
         let err = load_ca_file(&path).unwrap_err();
@@ -223,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn other_tls_and_io_errors_are_not_certificate_errors() {
+    fn other_errors_are_not_certificate_errors() {
         let tls = rustls::Error::General("handshake failed".into());
         let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
         assert!(certificate_error(&io).is_none());

@@ -421,6 +421,12 @@ fn no_proxy_bypasses_the_proxy() {
 
     assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
     assert_eq!(fake.stats().total_requests, work.ips.len() as u64);
+    // Plain http to this machine carries nothing off it, so it is not warned about.
+    assert!(
+        !stderr(&output).contains("plain http"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
