@@ -1,9 +1,10 @@
 //! Fault matrix: one run per kind of injected fault, and one with all of them, each compared
 //! with a clean run of the same input over real HTTP against the fake VirusTotal server.
 //!
-//! Every faulty run must exit 0, fetch each address successfully exactly once (the server's
-//! per-address count of delivered documents), send nothing for an address after its document
-//! arrived, and write the same rows as the clean run, `fetched_at` and `source` aside.
+//! Every faulty run must exit 0 and fetch each address successfully exactly once (the
+//! server's per-address count of delivered documents). It must send nothing for an address
+//! after its document arrived, and write the same rows as the clean run, `fetched_at` and
+//! `source` aside.
 //!
 //! CI runs 120 addresses per row. `FAULT_MATRIX_ADDRESSES=5000 cargo test --release --test
 //! it fault_matrix -- --nocapture --test-threads 1` runs the large counts and prints one
@@ -21,7 +22,7 @@ use crate::fake_vt::{FakeVt, FakeVtConfig, Fault, FaultPolicy, FaultRates, Stats
 use crate::support::{self, describe, read_parquet, strings, without_columns};
 use crate::timed::run_within;
 
-/// Addresses per row unless `FAULT_MATRIX_ADDRESSES` says otherwise.
+/// Addresses per row, unless `FAULT_MATRIX_ADDRESSES` sets another number.
 const DEFAULT_ADDRESSES: usize = 120;
 /// Retries per address. At the combined fault rate of about 26% per attempt, the chance that
 /// all 11 attempts of one address fail is 0.26^11, about 4 in 10 million.
@@ -46,7 +47,7 @@ struct Input {
     path: PathBuf,
     /// Public addresses, in input order.
     public: Vec<String>,
-    /// The public addresses the server answers 404 `NotFoundError`.
+    /// The public addresses for which the server returns 404 `NotFoundError`.
     not_found: HashSet<String>,
 }
 
@@ -225,7 +226,7 @@ fn check_clean_statuses(input: &Input, clean: &Run) {
 }
 
 /// Checks that every known address got its document exactly once and that nothing was sent
-/// for an address after its answer arrived.
+/// for an address after its final response arrived.
 fn check_fetched_once(name: &str, input: &Input, stats: &Stats) {
     assert_eq!(
         stats.unrecorded_requests, 0,
@@ -274,7 +275,7 @@ fn rates(set: impl FnOnce(&mut FaultRates)) -> FaultRates {
     rates
 }
 
-/// Answers every request 429 `TooManyRequestsError` for `length` from the first request whose
+/// Returns 429 `TooManyRequestsError` to every request for `length` from the first request whose
 /// sequence number reaches each of `starts`, then lets requests through again.
 fn bursts(starts: Vec<u64>, length: Duration, then: FaultPolicy) -> FaultPolicy {
     let begun: Mutex<Vec<Option<Instant>>> = Mutex::new(vec![None; starts.len()]);

@@ -1,7 +1,8 @@
-//! Local stand-ins for the network between vt-enrich and the API, all on 127.0.0.1: a TLS
-//! front that terminates HTTPS with a test certificate and forwards the plain bytes to the
-//! fake VirusTotal server (what a TLS-inspecting proxy does), and a forward proxy that
-//! serves absolute-form `http://` requests and `CONNECT` tunnels for a fixed map of names.
+//! Local stand-ins for the network between vt-enrich and the API, all on 127.0.0.1.
+//!
+//! [`TlsFront`] terminates HTTPS with a test certificate and forwards the plain bytes to the
+//! fake VirusTotal server, as a TLS-inspecting proxy does. [`ForwardProxy`] serves
+//! absolute-form `http://` requests and `CONNECT` tunnels for a fixed map of names.
 //!
 //! Each server runs its own tokio runtime on a background thread and stops when dropped.
 
@@ -204,8 +205,8 @@ pub struct ProxiedRequest {
     pub headers: Vec<(String, String)>,
 }
 
-/// A forward proxy on 127.0.0.1 that knows only the names in its route map. A name it does
-/// not know gets 502, so nothing is ever forwarded off this machine.
+/// A forward proxy on 127.0.0.1 that forwards only the names in its route map. Any other name
+/// gets 502, so nothing is ever forwarded off this machine.
 pub struct ForwardProxy {
     background: Background,
     seen: Arc<Mutex<Vec<ProxiedRequest>>>,
@@ -241,8 +242,8 @@ impl ForwardProxy {
     }
 }
 
-/// Serves one client connection: one absolute-form request (answered with
-/// `Connection: close`) or one `CONNECT` tunnel.
+/// Serves one client connection: one absolute-form request, whose response closes the
+/// connection, or one `CONNECT` tunnel.
 async fn proxy_one(
     mut client: TcpStream,
     routes: &HashMap<String, SocketAddr>,

@@ -1,6 +1,8 @@
-//! The API key never leaves the `x-apikey` header: runs at every verbosity, with failures, a
-//! rejected key, every output form, the cache commands, `quota` and every key source, and a
-//! scan of every byte they print or write for the key and its URL-encoded form.
+//! The API key never leaves the `x-apikey` header.
+//!
+//! The tests run the binary at every verbosity, with failures, a rejected key, every output
+//! form, the cache commands, `quota` and every key source. Then they scan every byte printed
+//! or written for the key and its URL-encoded form.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -90,8 +92,8 @@ fn assert_key_only_in_header(records: &[RequestRecord], expected_header: Option<
     }
 }
 
-/// The directories of the test: `work` holds what the product writes and is scanned whole;
-/// `secret` holds the config and key files, which contain the key on purpose.
+/// The directories of a test. `work` receives what the product writes and is scanned whole.
+/// `secret` has the config and key files, which contain the key on purpose.
 struct Dirs {
     _root: tempfile::TempDir,
     work: PathBuf,
@@ -127,7 +129,7 @@ impl Dirs {
     }
 }
 
-/// A server that accepts [`KEY`], answers 404 for some addresses and faults many attempts:
+/// A server that accepts [`KEY`], returns 404 for some addresses and faults many attempts:
 /// every attempt with `every_attempt`, else only the first one of each address.
 fn faulty_server(every_attempt: bool) -> FakeVt {
     let faults = FaultPolicy::rates(
@@ -211,7 +213,7 @@ fn api_key_never_leaves_the_header() {
     assert_exit(&output, 0);
     seen.add_output("enrich RUST_LOG=trace", &output);
 
-    // CSV on stdout, and the same cache again (answers from the cache).
+    // CSV on stdout, served from the same cache.
     let output = run_within(&mut enrich(&dirs, &server, Path::new("-")), LIMIT);
     assert_exit(&output, 0);
     seen.add_output("enrich -o -", &output);
@@ -313,7 +315,7 @@ fn api_key_never_leaves_the_header() {
 fn rejected_key_and_bad_keys_are_never_echoed() {
     let dirs = Dirs::new();
     let mut seen = Haystack::default();
-    // This server knows only its own test key, so KEY gets 401 WrongCredentialsError.
+    // This server accepts only its own test key, so KEY gets 401 WrongCredentialsError.
     let server = FakeVt::start(FakeVtConfig::default());
 
     for verbosity in ["-q", "-vvv"] {
@@ -428,7 +430,7 @@ fn cache_write_ahead_log_never_holds_the_key() {
 }
 
 #[test]
-fn quota_without_user_id_sends_the_key_in_the_path() {
+fn quota_without_user_id_puts_key_in_path() {
     // The documented exception: VirusTotal's quota endpoint takes the key as the user ID, so
     // without --user-id the key is in the request line (still never printed).
     let server = FakeVt::start(FakeVtConfig::default().with_key(KEY, KeyQuota::unlimited()));

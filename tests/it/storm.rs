@@ -1,4 +1,4 @@
-//! 429 storms: the fake server answers every request 429 for ten minutes. A run must stop
+//! 429 storms: the fake server returns 429 to every request for ten minutes. A run must stop
 //! after a handful of requests, mark the rest `quota_exhausted` and exit 3, without waiting
 //! for the storm to end, and the next run must fetch only what is missing.
 //!
@@ -18,8 +18,8 @@ use crate::timed::run_within;
 /// How long the storm lasts: far longer than any run may take.
 const STORM: Duration = Duration::from_secs(600);
 
-/// Answers every request 429 `QuotaExceededError` from the `after`-th request on, for
-/// [`STORM`] from the first such request.
+/// Returns 429 `QuotaExceededError` to every request after the `after`-th one, for [`STORM`]
+/// from the first such request.
 fn storm_after(after: u64) -> FaultPolicy {
     let started: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
     FaultPolicy::from_fn(move |info| {
@@ -36,7 +36,7 @@ fn storm_after(after: u64) -> FaultPolicy {
     })
 }
 
-/// Answers 429 to every request for `length` from the first one, then lets them through.
+/// Returns 429 to every request for `length` from the first one, then lets them through.
 fn storm_for(length: Duration) -> (FaultPolicy, Arc<AtomicU64>) {
     let throttled = Arc::new(AtomicU64::new(0));
     let counter = throttled.clone();
@@ -172,7 +172,7 @@ fn storm_shorter_than_the_window_is_waited_out() {
 }
 
 #[test]
-fn next_run_after_a_storm_fetches_only_the_rest() {
+fn rerun_after_storm_fetches_the_rest() {
     let work = Work::new(40);
 
     // Night one: 15 answers, then 429 for the rest of the night.

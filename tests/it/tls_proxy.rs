@@ -1,8 +1,8 @@
 //! HTTPS trust (`--ca-cert`) and proxies (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`), against a
 //! TLS front and a forward proxy on 127.0.0.1 in front of the fake VirusTotal server.
 //!
-//! No test resolves a real name: proxied URLs use `vt.invalid` (RFC 6761 reserves `.invalid`
-//! so it never resolves), which only the local proxy sees and maps to a local port.
+//! No test resolves a real name. Proxied URLs use `vt.invalid` (RFC 6761 reserves `.invalid`,
+//! so it never resolves), and only the local proxy reads that name and maps it to a port.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,15 +14,15 @@ use crate::net_servers::{ForwardProxy, ServerIdentity, TestCa, TlsFront};
 use crate::support::{self, count_status, describe, ints, read_parquet, rows_by_ip};
 use crate::timed::run_within;
 
-/// Longest a run in this file may take; each needs well under a second.
+/// Maximum time a run in this file may take. Each needs well under a second.
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn public_ips(count: usize) -> Vec<String> {
     support::public_ips(60, count)
 }
 
-/// Everything one test needs on disk: the input list and a PEM file for an unrelated CA that
-/// stands in for the system's roots, so the outcome does not depend on this machine's store.
+/// Files of one test: the input list, and a PEM file with an unrelated CA that replaces the
+/// system's roots, so the outcome does not depend on this machine's store.
 struct Workspace {
     dir: tempfile::TempDir,
     ips: Vec<String>,
@@ -77,7 +77,7 @@ impl Workspace {
         command
     }
 
-    /// Checks that `out` holds an `ok` row with the fake server's document for every address.
+    /// Checks that `out` contains an `ok` row with the fake server's document for every address.
     fn assert_all_ok(&self, out: &Path) {
         let batch = read_parquet(out);
         assert_eq!(batch.num_rows(), self.ips.len());
@@ -188,7 +188,7 @@ fn ca_cert_comes_from_env_or_config_file() {
 }
 
 #[test]
-fn self_signed_server_certificate_is_trusted_with_ca_cert() {
+fn ca_cert_trusts_self_signed_server() {
     let fake = FakeVt::start(FakeVtConfig::default());
     let (identity, pem) = ServerIdentity::self_signed(&["127.0.0.1"]);
     let front = TlsFront::start(&identity, fake.address());
@@ -285,7 +285,7 @@ fn no_option_turns_certificate_checks_off() {
 }
 
 #[test]
-fn quota_command_uses_ca_cert_and_names_the_tls_cause() {
+fn quota_honours_ca_cert() {
     let api = HttpsApi::start(&["127.0.0.1"]);
     let work = Workspace::new(1);
     let quota = |extra: &[&str]| {
@@ -360,7 +360,7 @@ fn http_proxy_carries_plain_http_requests() {
         );
     }
     assert_eq!(fake.stats().total_requests, work.ips.len() as u64);
-    // Plain http to a host other than this machine exposes the key, and the run says so.
+    // Plain http to a host other than this machine exposes the key, and the run warns of it.
     assert!(
         stderr(&output).contains("plain http"),
         "{}",
@@ -398,7 +398,7 @@ fn https_proxy_tunnels_with_connect() {
     for request in &seen {
         assert_eq!(request.method, "CONNECT", "{request:?}");
         assert_eq!(request.target, "vt.invalid:443");
-        // Inside the tunnel the key is encrypted: the proxy never sees it.
+        // Inside the tunnel the key is encrypted, so the proxy never reads it.
         assert!(request.headers.iter().all(|(name, _)| name != "x-apikey"));
     }
     assert_eq!(fake.stats().total_requests, work.ips.len() as u64);
