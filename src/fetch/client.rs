@@ -66,6 +66,8 @@ pub enum TransportKind {
     BodyTooLarge,
     /// The server's TLS certificate failed verification (unknown issuer, expired, wrong name).
     TlsCertificate,
+    /// The proxy rejected a `CONNECT` with 407 because its credentials are missing or wrong.
+    ProxyAuth,
 }
 
 impl TransportKind {
@@ -78,6 +80,7 @@ impl TransportKind {
             TransportKind::InvalidBody => "InvalidResponse",
             TransportKind::BodyTooLarge => "ResponseTooLarge",
             TransportKind::TlsCertificate => "TlsCertificateError",
+            TransportKind::ProxyAuth => "ProxyAuthenticationRequired",
         }
     }
 }
@@ -289,8 +292,11 @@ fn too_large(cap: usize) -> Attempt {
 /// Describes a reqwest error by its whole cause chain (the TLS cause of a connect error, such
 /// as an unknown issuer, sits several links down).
 fn transport_error(err: &reqwest::Error, status: Option<u16>) -> Attempt {
+    let detail = error_chain(err);
     let kind = if tls::certificate_error(err).is_some() {
         TransportKind::TlsCertificate
+    } else if tls::is_proxy_auth_error(&detail) {
+        TransportKind::ProxyAuth
     } else if err.is_timeout() {
         TransportKind::Timeout
     } else if err.is_connect() {
@@ -302,7 +308,7 @@ fn transport_error(err: &reqwest::Error, status: Option<u16>) -> Attempt {
     Attempt::Transport {
         kind,
         status,
-        detail: error_chain(err),
+        detail,
     }
 }
 

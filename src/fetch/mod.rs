@@ -71,6 +71,9 @@ pub enum FetchError {
     /// The API server's TLS certificate was rejected: nothing more can be fetched in this run.
     #[error("{}", .0.describe())]
     TlsCertificate(Stop),
+    /// A proxy rejected its credentials: nothing more can be fetched in this run.
+    #[error("{}", .0.describe())]
+    ProxyAuth(Stop),
     /// The run was interrupted before this address was looked up.
     #[error("interrupted before the lookup finished")]
     Interrupted,
@@ -164,6 +167,10 @@ impl Fetcher {
                     let stop = self.stopped().unwrap_or(Stop::Cancelled);
                     return Err(FetchError::TlsCertificate(stop));
                 }
+                Class::ProxyAuth => {
+                    let stop = self.stopped().unwrap_or(Stop::Cancelled);
+                    return Err(FetchError::ProxyAuth(stop));
+                }
                 Class::Throttled => {
                     throttled += 1;
                     // The shared probe paces and ends a run of 429s. This cap only bounds an
@@ -246,6 +253,11 @@ impl Fetcher {
                 detail: detail.clone(),
             });
         }
+        if class == Class::ProxyAuth {
+            let detail = describe(&attempt);
+            error!(%ip, error = %detail, "the proxy requires authentication; stopping the run");
+            self.pacer.halt_with(Stop::ProxyAuth { detail });
+        }
         let code = match &attempt {
             Attempt::ApiError { code, .. } => code.as_deref(),
             _ => None,
@@ -277,6 +289,7 @@ fn stopped_lookup(ip: &IpAddr, stop: Stop) -> Result<Lookup, FetchError> {
         }
         Stop::Unauthorized { .. } => Err(FetchError::Unauthorized(stop)),
         Stop::TlsCertificate { .. } => Err(FetchError::TlsCertificate(stop)),
+        Stop::ProxyAuth { .. } => Err(FetchError::ProxyAuth(stop)),
         Stop::Cancelled => Err(FetchError::Interrupted),
     }
 }

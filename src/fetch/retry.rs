@@ -28,6 +28,8 @@ pub enum Class {
     /// The server's TLS certificate failed verification. Every later request would fail the
     /// same way until the trust roots change, so the whole run stops.
     TlsCertificate,
+    /// 407 from a proxy: its credentials are missing or wrong, so the whole run stops.
+    ProxyAuth,
 }
 
 /// Classifies one attempt. This is the only place that maps statuses to retry decisions.
@@ -38,6 +40,10 @@ pub fn classify(attempt: &Attempt) -> Class {
             kind: TransportKind::TlsCertificate,
             ..
         } => Class::TlsCertificate,
+        Attempt::Transport {
+            kind: TransportKind::ProxyAuth,
+            ..
+        } => Class::ProxyAuth,
         Attempt::Transport { .. } => Class::Retryable,
         Attempt::ApiError { status, code, .. } => match *status {
             // Only VirusTotal's own 404 says the address is unknown; a bare 404 (a wrong
@@ -46,6 +52,7 @@ pub fn classify(attempt: &Attempt) -> Class {
             // ("Resource not found"); those rows become `not_found` and are cached.
             404 if code.as_deref() == Some("NotFoundError") => Class::NotFound,
             401 => Class::Unauthorized,
+            407 => Class::ProxyAuth,
             429 => Class::Throttled,
             // 408 is a server-side timeout of the request, as temporary as a 504.
             408 | 500..=599 => Class::Retryable,
@@ -104,6 +111,7 @@ mod tests {
             (401, Some(Class::Unauthorized)),
             (403, Some(Class::Rejected)),
             (404, Some(Class::NotFound)),
+            (407, Some(Class::ProxyAuth)),
             (408, Some(Class::Retryable)),
             (429, Some(Class::Throttled)),
             (500, Some(Class::Retryable)),

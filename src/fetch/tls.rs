@@ -143,6 +143,14 @@ pub fn certificate_error<'a>(
     None
 }
 
+/// Returns true when an error chain's text reports that a proxy refused a `CONNECT` with 407.
+/// hyper-util's tunnel error type is private, so its message is matched: "proxy
+/// authorization required" (hyper-util 0.1.21, `TunnelError::ProxyAuthRequired`). A 407 to a
+/// plain-http request is a normal response and is classified by its status instead.
+pub fn is_proxy_auth_error(chain: &str) -> bool {
+    chain.contains("proxy authorization required")
+}
+
 /// Finds a rustls error in one link of a chain. TLS streams report it inside an
 /// `io::Error`, which the connector may wrap in another `io::Error`, and `io::Error::source`
 /// skips the wrapped error, so those layers are unwrapped here.
@@ -220,6 +228,15 @@ mod tests {
         let outer = std::io::Error::other(io);
         let found = certificate_error(&outer).expect("found");
         assert!(found.to_string().contains("UnknownIssuer"), "{found}");
+    }
+
+    #[test]
+    fn proxy_407_on_connect_is_recognised() {
+        let chain = "error sending request: client error (Connect): tunnel error: proxy authorization required";
+        assert!(is_proxy_auth_error(chain));
+        assert!(!is_proxy_auth_error(
+            "client error (Connect): tunnel error: unsuccessful"
+        ));
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub enum RunError {
     /// The API server's TLS certificate was rejected: exit code 1.
     #[error("{0}")]
     TlsCertificate(String),
+    /// A proxy rejected its credentials (407): exit code 1.
+    #[error("{0}")]
+    ProxyAuth(String),
 }
 
 /// Runs `vt-enrich enrich` and returns its summary.
@@ -114,6 +117,7 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     match flow {
         Flow::Unauthorized(message) => return Err(RunError::Unauthorized(message).into()),
         Flow::TlsCertificate(message) => return Err(RunError::TlsCertificate(message).into()),
+        Flow::ProxyAuth(message) => return Err(RunError::ProxyAuth(message).into()),
         Flow::SinkFailed | Flow::Finished | Flow::Interrupted => {
             closed.context("cannot write the output")?
         }
@@ -152,6 +156,7 @@ enum Flow {
     Interrupted,
     Unauthorized(String),
     TlsCertificate(String),
+    ProxyAuth(String),
     /// The writer thread stopped on an error; `Sink::close` returns it.
     SinkFailed,
 }
@@ -194,6 +199,7 @@ async fn drive(
             Err(FetchError::Interrupted) => continue,
             Err(FetchError::Unauthorized(stop)) => return Flow::Unauthorized(stop.describe()),
             Err(FetchError::TlsCertificate(stop)) => return Flow::TlsCertificate(stop.describe()),
+            Err(FetchError::ProxyAuth(stop)) => return Flow::ProxyAuth(stop.describe()),
         };
 
         tally.record(record.status, record.source);

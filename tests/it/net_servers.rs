@@ -216,16 +216,26 @@ impl ForwardProxy {
     /// Starts a proxy that sends `host:port` (for `CONNECT`) or `host` (for absolute-form
     /// `http://` requests, any port) to the mapped address.
     pub fn start(routes: HashMap<String, SocketAddr>) -> ForwardProxy {
+        ForwardProxy::start_with_auth(routes, None)
+    }
+
+    /// Like [`ForwardProxy::start`], but returns 407 to any request whose
+    /// `Proxy-Authorization` header is not `required` (such as `Basic dXNlcjpwdw==`).
+    pub fn start_with_auth(
+        routes: HashMap<String, SocketAddr>,
+        required: Option<&str>,
+    ) -> ForwardProxy {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         let routes = Arc::new(routes);
+        let required = Arc::new(required.map(str::to_string));
         let background = Background::start("forward-proxy", move |stream| {
             let routes = routes.clone();
             let log = log.clone();
+            let required = required.clone();
             async move {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(30), proxy_one(stream, &routes, &log))
-                        .await;
+                let serve = proxy_one(stream, &routes, required.as_deref(), &log);
+                let _ = tokio::time::timeout(Duration::from_secs(30), serve).await;
             }
         });
         ForwardProxy { background, seen }
@@ -247,6 +257,7 @@ impl ForwardProxy {
 async fn proxy_one(
     mut client: TcpStream,
     routes: &HashMap<String, SocketAddr>,
+    required_auth: Option<&str>,
     log: &Mutex<Vec<ProxiedRequest>>,
 ) {
     let Some((request, head_len, mut buffer)) = read_head(&mut client).await else {
@@ -254,6 +265,21 @@ async fn proxy_one(
     };
     log.lock().unwrap().push(request.clone());
     let leftover = buffer.split_off(head_len);
+
+    if let Some(required) = required_auth {
+        let presented = request
+            .headers
+            .iter()
+            .find(|(name, _)| name == "proxy-authorization")
+            .map(|(_, value)| value.as_str());
+        if presented != Some(required) {
+            let rejection = "HTTP/1.1 407 Proxy Authentication Required\r\n\
+                           Proxy-Authenticate: Basic realm=\"test\"\r\n\
+                           Content-Length: 0\r\nConnection: close\r\n\r\n";
+            let _ = client.write_all(rejection.as_bytes()).await;
+            return;
+        }
+    }
 
     if request.method == "CONNECT" {
         let Some(&backend) = routes.get(&request.target) else {

@@ -446,3 +446,95 @@ fn proxy_is_used_for_loopback_without_no_proxy() {
     assert_exit(&output, 0);
     assert_eq!(proxy.requests().len(), 2, "{:?}", proxy.requests());
 }
+
+/// `Basic` credentials `analyst:s3cret-pw`, base64-encoded as RFC 7617 specifies.
+const PROXY_AUTH: &str = "Basic YW5hbHlzdDpzM2NyZXQtcHc=";
+
+/// A proxy that demands [`PROXY_AUTH`] in front of a fake server over plain http
+/// (`vt.invalid`) and over HTTPS (`vt.invalid:443`), and the root that signs the HTTPS front.
+struct AuthProxy {
+    fake: FakeVt,
+    _front: TlsFront,
+    proxy: ForwardProxy,
+    ca: TestCa,
+}
+
+impl AuthProxy {
+    fn start() -> AuthProxy {
+        let fake = FakeVt::start(FakeVtConfig::default());
+        let ca = TestCa::new("Corporate Inspection Root");
+        let front = TlsFront::start(&ca.issue(&["vt.invalid"]), fake.address());
+        let routes = HashMap::from([
+            ("vt.invalid".to_string(), fake.address()),
+            ("vt.invalid:443".to_string(), front.address()),
+        ]);
+        let proxy = ForwardProxy::start_with_auth(routes, Some(PROXY_AUTH));
+        AuthProxy {
+            fake,
+            _front: front,
+            proxy,
+            ca,
+        }
+    }
+
+    /// Returns the proxy URL with `credentials` (`user:password`) in it.
+    fn url_with(&self, credentials: &str) -> String {
+        self.proxy
+            .url()
+            .replace("http://", &format!("http://{credentials}@"))
+    }
+}
+
+#[test]
+fn proxy_407_stops_the_run_after_one_request() {
+    let setup = AuthProxy::start();
+    let work = Workspace::new(5);
+    let ca_file = work.write("root.pem", &setup.ca.pem());
+
+    for api_url in ["http://vt.invalid/api/v3", "https://vt.invalid/api/v3"] {
+        let before = setup.proxy.requests().len();
+        let out = work.path("out.parquet");
+        let output = run_within(
+            through_proxy(
+                work.enrich(api_url, &out).arg("--ca-cert").arg(&ca_file),
+                &setup.proxy,
+            ),
+            LIMIT,
+        );
+        assert_exit(&output, 1);
+        let text = stderr(&output);
+        assert!(text.contains("407"), "{api_url}: {text}");
+        assert!(
+            text.contains("HTTPS_PROXY=http://USER:PASSWORD@"),
+            "{api_url}: {text}"
+        );
+        assert_eq!(setup.proxy.requests().len() - before, 1, "{api_url}");
+        assert!(!out.exists());
+    }
+    assert_eq!(setup.fake.stats().total_requests, 0);
+}
+
+#[test]
+fn proxy_credentials_come_from_the_proxy_url() {
+    let setup = AuthProxy::start();
+    let work = Workspace::new(4);
+    let ca_file = work.write("root.pem", &setup.ca.pem());
+    let proxy_url = setup.url_with("analyst:s3cret-pw");
+
+    for api_url in ["http://vt.invalid/api/v3", "https://vt.invalid/api/v3"] {
+        let out = work.path("out.parquet");
+        let mut command = work.enrich(api_url, &out);
+        command
+            .arg("--ca-cert")
+            .arg(&ca_file)
+            .arg("-vvv")
+            .env("HTTP_PROXY", &proxy_url)
+            .env("HTTPS_PROXY", &proxy_url);
+        let output = run_within(&mut command, LIMIT);
+        assert_exit(&output, 0);
+        work.assert_all_ok(&out);
+        // The proxy password is a secret too.
+        assert!(!stderr(&output).contains("s3cret-pw"), "{api_url}");
+    }
+    assert_eq!(setup.fake.stats().total_requests, 8);
+}
