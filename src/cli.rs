@@ -76,7 +76,7 @@ pub enum Command {
 
     /// Print the account's request allowances and use, from the API, next to the local ledger.
     #[command(after_help = "Example:\n  VT_API_KEY=... vt-enrich quota")]
-    Quota(QuotaArgs),
+    Quota(Box<QuotaArgs>),
 
     /// Inspect, export or prune the answer cache.
     #[command(
@@ -258,6 +258,17 @@ pub struct ApiArgs {
     /// budgets to what is left of them (one extra request).
     #[arg(long, env = "VT_ENRICH_QUOTA_FROM_API")]
     pub quota_from_api: bool,
+
+    /// PEM file of root certificates to trust besides the system's, such as the root of a
+    /// TLS-inspecting corporate proxy. One file may hold several certificates.
+    #[arg(long, value_name = "FILE", env = "VT_ENRICH_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// VirusTotal user ID (or service account) for the quota endpoint of `quota` and
+    /// --quota-from-api. Without it the API key itself is the ID in that URL, as the API
+    /// allows, and a proxy that logs URLs then records the key.
+    #[arg(long, value_name = "ID", env = "VT_ENRICH_USER_ID")]
+    pub user_id: Option<String>,
 
     /// Seconds a 429 `QuotaExceededError` must persist before the daily or monthly quota is
     /// taken as spent and the run stops sending [default: 60].

@@ -17,6 +17,7 @@ use crate::cli::{
 use crate::fetch::client::ClientSettings;
 use crate::fetch::pacing::QuotaSettings;
 use crate::fetch::retry::RetryPolicy;
+use crate::fetch::tls::{self, CaCertError, ExtraRoots};
 use crate::fetch::{ApiKey, FetchSettings};
 use crate::flatten::EnginesMode;
 use crate::input::InputFormat;
@@ -51,6 +52,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("invalid value for --ca-cert: {0}")]
+    CaCert(CaCertError),
 }
 
 /// Contents of a config file (the built-in one or the user's). Every field is optional so a
@@ -76,6 +79,10 @@ pub struct ConfigFile {
     pub cache_path: Option<PathBuf>,
     /// Cache age limit such as `7d`.
     pub max_age: Option<String>,
+    /// PEM file of extra root certificates. `--ca-cert` and `VT_ENRICH_CA_CERT` override it.
+    pub ca_cert: Option<PathBuf>,
+    /// VirusTotal user ID for the quota endpoint. `--user-id` overrides it.
+    pub user_id: Option<String>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
 }
@@ -129,7 +136,9 @@ impl ConfigFile {
             include_private,
             join,
             cache_path,
-            max_age
+            max_age,
+            ca_cert,
+            user_id
         );
         self.profiles.extend(over.profiles);
         self
@@ -431,6 +440,8 @@ pub fn fetch_settings(
         )?,
         max_body_bytes: file.max_body_bytes.unwrap_or(16 << 20).min(1 << 30) as usize,
         pool_size: concurrency as usize,
+        extra_roots: extra_roots(args, file)?,
+        user_id: user_id(args, file)?,
     };
 
     let key = api_key(args, file)?;
@@ -451,6 +462,32 @@ pub fn api_url(args: &ApiArgs, file: &ConfigFile) -> Result<String, ConfigError>
         .or_else(|| file.api_url.clone())
         .unwrap_or_else(|| "https://www.virustotal.com/api/v3".to_string());
     validate_api_url(&url)
+}
+
+/// Loads the `--ca-cert` file (or the config file's `ca_cert`), so a bad file stops the run
+/// before any request.
+fn extra_roots(args: &ApiArgs, file: &ConfigFile) -> Result<ExtraRoots, ConfigError> {
+    match args.ca_cert.as_ref().or(file.ca_cert.as_ref()) {
+        Some(path) => tls::load_ca_file(path).map_err(ConfigError::CaCert),
+        None => Ok(ExtraRoots::default()),
+    }
+}
+
+/// Returns the `--user-id` (or the config file's `user_id`), trimmed, or `None`.
+fn user_id(args: &ApiArgs, file: &ConfigFile) -> Result<Option<String>, ConfigError> {
+    let Some(id) = args.user_id.as_ref().or(file.user_id.as_ref()) else {
+        return Ok(None);
+    };
+    let id = id.trim();
+    if id.is_empty() || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ConfigError::Invalid {
+            setting: "--user-id",
+            message: "it is empty or contains spaces or control characters; give the user ID \
+                      shown on the account's VirusTotal profile page"
+                .into(),
+        });
+    }
+    Ok(Some(id.to_string()))
 }
 
 fn resolve_profile(args: &ApiArgs, file: &ConfigFile) -> Result<Profile, ConfigError> {
@@ -581,6 +618,9 @@ fn validate_api_url(url: &str) -> Result<String, ConfigError> {
             ),
         });
     }
+    if parsed.scheme() == "http" && !is_loopback(&parsed) {
+        tracing::warn!(api_url = %trimmed, "the API root uses plain http, so the API key and the responses cross the network unencrypted; use https://");
+    }
     if !parsed.path().ends_with("/api/v3") {
         tracing::warn!(api_url = %trimmed, "the API root does not end with /api/v3; VirusTotal's is https://www.virustotal.com/api/v3");
     }
@@ -591,6 +631,18 @@ fn validate_api_url(url: &str) -> Result<String, ConfigError> {
         });
     }
     Ok(trimmed.to_string())
+}
+
+/// Returns true when the URL's host is this machine (`localhost`, 127.0.0.0/8 or `::1`).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 /// Reads the key from `--api-key-file`, then `VT_API_KEY`, then the config file.
@@ -731,6 +783,24 @@ mod tests {
         assert!(validate_api_url("ftp://example.invalid/").is_err());
         assert!(validate_api_url("https://user:secret@example.invalid/").is_err());
         assert!(validate_api_url("not a url").is_err());
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for url in [
+            "http://127.0.0.1:1/",
+            "http://[::1]:1/",
+            "http://LOCALHOST/",
+        ] {
+            assert!(is_loopback(&reqwest::Url::parse(url).unwrap()), "{url}");
+        }
+        for url in [
+            "http://vt.invalid/",
+            "http://10.0.0.1/",
+            "http://[2001:db8::1]/",
+        ] {
+            assert!(!is_loopback(&reqwest::Url::parse(url).unwrap()), "{url}");
+        }
     }
 
     #[test]

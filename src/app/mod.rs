@@ -275,7 +275,9 @@ fn classify_error(err: &anyhow::Error) -> ExitStatus {
     if let Some(run) = err.downcast_ref::<RunError>() {
         return match run {
             RunError::Input { .. } => ExitStatus::Usage,
-            RunError::Unauthorized(_) => ExitStatus::Failed,
+            RunError::Unauthorized(_) | RunError::TlsCertificate(_) | RunError::ProxyAuth(_) => {
+                ExitStatus::Failed
+            }
         };
     }
     if err
@@ -296,6 +298,17 @@ fn hint_for(err: &anyhow::Error) -> Option<String> {
         Some(RunError::Unauthorized(_)) => Some(
             "check the key in VT_API_KEY, --api-key-file or the config file; \
              one request was spent finding this out and no output was written"
+                .to_string(),
+        ),
+        Some(RunError::TlsCertificate(_)) => Some(
+            "check that --api-url names the host the certificate was issued for; if a \
+             TLS-inspecting proxy re-signs traffic on this network, pass its root certificate \
+             with --ca-cert FILE (PEM). Certificate checks cannot be turned off"
+                .to_string(),
+        ),
+        Some(RunError::ProxyAuth(_)) => Some(
+            "put the proxy's user name and password in the proxy variable, such as \
+             HTTPS_PROXY=http://USER:PASSWORD@proxy.example:3128, or list the API host in NO_PROXY"
                 .to_string(),
         ),
         Some(RunError::Input {

@@ -9,6 +9,7 @@ use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, HeaderMap, Head
 use serde::Deserialize;
 
 use super::ApiKey;
+use super::tls::{self, ExtraRoots};
 
 /// The User-Agent must contain `gzip` for VirusTotal to compress responses, in addition to
 /// `Accept-Encoding: gzip` (VirusTotal API v3 overview, "Response compression").
@@ -26,6 +27,10 @@ pub struct ClientSettings {
     pub max_body_bytes: usize,
     /// Idle connections kept per host; sized to the concurrency so the pool is reused.
     pub pool_size: usize,
+    /// Root certificates trusted besides the system's (`--ca-cert`).
+    pub extra_roots: ExtraRoots,
+    /// VirusTotal user ID for the quota endpoint's path. With `None` the API key goes there.
+    pub user_id: Option<String>,
 }
 
 /// Outcome of one attempt, before any retry decision.
@@ -59,6 +64,10 @@ pub enum TransportKind {
     InvalidBody,
     /// The body was larger than the cap.
     BodyTooLarge,
+    /// The server's TLS certificate failed verification (unknown issuer, expired, wrong name).
+    TlsCertificate,
+    /// The proxy rejected a `CONNECT` with 407 because its credentials are missing or wrong.
+    ProxyAuth,
 }
 
 impl TransportKind {
@@ -70,6 +79,8 @@ impl TransportKind {
             TransportKind::Connection => "ConnectionError",
             TransportKind::InvalidBody => "InvalidResponse",
             TransportKind::BodyTooLarge => "ResponseTooLarge",
+            TransportKind::TlsCertificate => "TlsCertificateError",
+            TransportKind::ProxyAuth => "ProxyAuthenticationRequired",
         }
     }
 }
@@ -94,7 +105,7 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// Builds the client. Proxies come from `HTTPS_PROXY`/`NO_PROXY` (reqwest reads them).
+    /// Builds the client, with the trust roots and proxies of [`tls::client_builder`].
     pub fn new(settings: ClientSettings, key: &ApiKey) -> anyhow::Result<ApiClient> {
         let mut key_header = HeaderValue::from_str(key.expose()).map_err(|_| {
             anyhow::anyhow!("the API key contains characters not allowed in an HTTP header")
@@ -108,14 +119,14 @@ impl ApiClient {
         // A whole-request timeout on top of the read timeout stops a server that trickles one
         // byte at a time from holding a slot forever.
         let total_timeout = settings.connect_timeout + settings.read_timeout * 4;
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
+        let http = tls::client_builder(&settings)
             .default_headers(headers)
-            .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.read_timeout)
             .timeout(total_timeout)
             .pool_max_idle_per_host(settings.pool_size)
-            .build()?;
+            .build()
+            .map_err(|err| {
+                anyhow::anyhow!("cannot set up the HTTP client: {}", error_chain(&err))
+            })?;
 
         Ok(ApiClient {
             http,
@@ -278,10 +289,15 @@ fn too_large(cap: usize) -> Attempt {
     }
 }
 
-/// Describes a reqwest error without its URL: the URL holds only the API root and the IP, but
-/// a proxy URL with credentials could also appear in the chain.
+/// Describes a reqwest error by its whole cause chain (the TLS cause of a connect error, such
+/// as an unknown issuer, sits several links down).
 fn transport_error(err: &reqwest::Error, status: Option<u16>) -> Attempt {
-    let kind = if err.is_timeout() {
+    let detail = error_chain(err);
+    let kind = if tls::certificate_error(err).is_some() {
+        TransportKind::TlsCertificate
+    } else if tls::is_proxy_auth_error(&detail) {
+        TransportKind::ProxyAuth
+    } else if err.is_timeout() {
         TransportKind::Timeout
     } else if err.is_connect() {
         TransportKind::Connect
@@ -289,8 +305,19 @@ fn transport_error(err: &reqwest::Error, status: Option<u16>) -> Attempt {
         TransportKind::Connection
     };
 
+    Attempt::Transport {
+        kind,
+        status,
+        detail,
+    }
+}
+
+/// Joins the messages of an error and its sources with `: `, each text once, without URLs:
+/// the request URL holds only the API root and the IP, but a proxy URL with credentials
+/// could also appear in the chain.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut detail = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(err);
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
         let text = current.to_string();
         if !detail.contains(&text) {
@@ -301,13 +328,7 @@ fn transport_error(err: &reqwest::Error, status: Option<u16>) -> Attempt {
         }
         source = current.source();
     }
-    let detail = strip_urls(&detail);
-
-    Attempt::Transport {
-        kind,
-        status,
-        detail,
-    }
+    strip_urls(&detail)
 }
 
 /// Removes the ` for url (…)` part that reqwest appends to its messages.

@@ -11,6 +11,7 @@ pub mod pacing;
 pub mod quota;
 pub mod retry;
 pub mod saved;
+pub mod tls;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -67,6 +68,12 @@ pub enum FetchError {
     /// The API rejected the key: nothing more can be fetched in this run.
     #[error("{}", .0.describe())]
     Unauthorized(Stop),
+    /// The API server's TLS certificate was rejected: nothing more can be fetched in this run.
+    #[error("{}", .0.describe())]
+    TlsCertificate(Stop),
+    /// A proxy rejected its credentials: nothing more can be fetched in this run.
+    #[error("{}", .0.describe())]
+    ProxyAuth(Stop),
     /// The run was interrupted before this address was looked up.
     #[error("interrupted before the lookup finished")]
     Interrupted,
@@ -156,6 +163,14 @@ impl Fetcher {
                     let stop = self.stopped().unwrap_or(Stop::Cancelled);
                     return Err(FetchError::Unauthorized(stop));
                 }
+                Class::TlsCertificate => {
+                    let stop = self.stopped().unwrap_or(Stop::Cancelled);
+                    return Err(FetchError::TlsCertificate(stop));
+                }
+                Class::ProxyAuth => {
+                    let stop = self.stopped().unwrap_or(Stop::Cancelled);
+                    return Err(FetchError::ProxyAuth(stop));
+                }
                 Class::Throttled => {
                     throttled += 1;
                     // The shared probe paces and ends a run of 429s. This cap only bounds an
@@ -230,6 +245,19 @@ impl Fetcher {
                 message: message.clone(),
             });
         }
+        if class == Class::TlsCertificate
+            && let Attempt::Transport { detail, .. } = &attempt
+        {
+            error!(%ip, error = %detail, "the API server's TLS certificate was rejected; stopping the run");
+            self.pacer.halt_with(Stop::TlsCertificate {
+                detail: detail.clone(),
+            });
+        }
+        if class == Class::ProxyAuth {
+            let detail = describe(&attempt);
+            error!(%ip, error = %detail, "the proxy requires authentication; stopping the run");
+            self.pacer.halt_with(Stop::ProxyAuth { detail });
+        }
         let code = match &attempt {
             Attempt::ApiError { code, .. } => code.as_deref(),
             _ => None,
@@ -260,6 +288,8 @@ fn stopped_lookup(ip: &IpAddr, stop: Stop) -> Result<Lookup, FetchError> {
             Ok(lookup)
         }
         Stop::Unauthorized { .. } => Err(FetchError::Unauthorized(stop)),
+        Stop::TlsCertificate { .. } => Err(FetchError::TlsCertificate(stop)),
+        Stop::ProxyAuth { .. } => Err(FetchError::ProxyAuth(stop)),
         Stop::Cancelled => Err(FetchError::Interrupted),
     }
 }

@@ -62,6 +62,10 @@ pub enum Stop {
         code: Option<String>,
         message: Option<String>,
     },
+    /// The server's TLS certificate failed verification. `detail` is the error's cause chain.
+    TlsCertificate { detail: String },
+    /// A proxy returned 407 because its credentials are missing or wrong.
+    ProxyAuth { detail: String },
     /// The request ledger in the cache file could not be read or written.
     LedgerFailed(String),
     /// The user interrupted the run.
@@ -101,6 +105,12 @@ impl Stop {
                 code.as_deref().unwrap_or("Unauthorized"),
                 message.as_deref().unwrap_or("no message")
             ),
+            Stop::TlsCertificate { detail } => {
+                format!("the API server's TLS certificate was rejected: {detail}")
+            }
+            Stop::ProxyAuth { detail } => {
+                format!("the proxy requires authentication (407): {detail}")
+            }
             Stop::LedgerFailed(message) => format!("the request ledger failed: {message}"),
             Stop::Cancelled => "interrupted".to_string(),
         }
@@ -353,7 +363,7 @@ impl Pacer {
         match class {
             Class::Throttled => self.record_throttled(code),
             Class::Success | Class::NotFound | Class::Rejected => self.clear_probe(),
-            Class::Retryable | Class::Unauthorized => {}
+            Class::Retryable | Class::Unauthorized | Class::TlsCertificate | Class::ProxyAuth => {}
         }
         self.release_probe(admission.probe);
 

@@ -7,8 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use reqwest::header::HeaderValue;
+
 use super::ApiKey;
-use super::client::{ClientSettings, USER_AGENT};
+use super::client::{ClientSettings, error_chain};
+use super::tls;
 
 /// One quota as the API reports it: for the user, and for the group the key belongs to.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -58,33 +61,47 @@ pub enum QuotaError {
     Parse(String),
 }
 
-/// Reads the account's quotas. The key travels in the header as for every request; it is also
-/// the path's `{id}`, so the URL is never logged or put in an error.
+/// Reads the account's quotas. The key travels in the `x-apikey` header as for every request.
+/// The path's `{id}` is `settings.user_id`, or else the key itself, which the API accepts.
+/// The key then shows in the request line, so that URL is never logged or put in an error.
 pub async fn fetch_account_quotas(
     settings: &ClientSettings,
     key: &ApiKey,
 ) -> Result<AccountQuotas, QuotaError> {
-    let http = reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .connect_timeout(settings.connect_timeout)
+    let http = tls::client_builder(settings)
         .timeout(settings.connect_timeout + settings.read_timeout)
         .build()
-        .map_err(|err| QuotaError::Transport(err.without_url().to_string()))?;
+        .map_err(|err| QuotaError::Transport(error_chain(&err)))?;
 
-    let url = format!("{}/users/{}/overall_quotas", settings.api_url, key.expose());
+    let mut key_header = HeaderValue::from_str(key.expose()).map_err(|_| {
+        QuotaError::Transport(
+            "the API key contains characters not allowed in an HTTP header".into(),
+        )
+    })?;
+    key_header.set_sensitive(true);
+
+    // TODO: without --user-id the key is the path's ID, so a proxy that logs URLs records it.
+    // VirusTotal documents no endpoint that returns the user ID from the x-apikey header.
+    let url = quota_url(
+        &settings.api_url,
+        settings.user_id.as_deref().unwrap_or(key.expose()),
+    )?;
+    if settings.user_id.is_none() {
+        tracing::debug!("no --user-id: the API key is the user ID in the quota request's path");
+    }
     let response = http
         .get(url)
-        .header("x-apikey", key.expose())
+        .header("x-apikey", key_header)
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|err| QuotaError::Transport(err.without_url().to_string()))?;
+        .map_err(|err| QuotaError::Transport(error_chain(&err)))?;
 
     let status = response.status().as_u16();
     let body = response
         .bytes()
         .await
-        .map_err(|err| QuotaError::Transport(err.without_url().to_string()))?;
+        .map_err(|err| QuotaError::Transport(error_chain(&err)))?;
     if status != 200 {
         let text =
             String::from_utf8_lossy(&body[..body.len().min(300)]).replace(key.expose(), "<key>");
@@ -94,6 +111,20 @@ pub async fn fetch_account_quotas(
     serde_json::from_slice::<Envelope>(&body)
         .map(|envelope| envelope.data)
         .map_err(|err| QuotaError::Parse(err.to_string()))
+}
+
+/// Builds `{api_url}/users/{id}/overall_quotas`, with `id` percent-encoded as one segment.
+fn quota_url(api_url: &str, id: &str) -> Result<reqwest::Url, QuotaError> {
+    // The root was validated as a URL with a path when the settings were read.
+    let mut url = reqwest::Url::parse(api_url)
+        .map_err(|err| QuotaError::Transport(format!("invalid API root `{api_url}`: {err}")))?;
+    url.path_segments_mut()
+        .map_err(|()| {
+            QuotaError::Transport(format!("the API root `{api_url}` cannot take a path"))
+        })?
+        .pop_if_empty()
+        .extend(["users", id, "overall_quotas"]);
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -119,6 +150,15 @@ mod tests {
             Some(12_500)
         );
         assert_eq!(quotas.api_requests_hourly, QuotaUse::default());
+    }
+
+    #[test]
+    fn quota_url_encodes_the_id_as_one_segment() {
+        let url = quota_url("http://127.0.0.1:9/api/v3", "svc+ops@example.invalid/x").unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/api/v3/users/svc+ops@example.invalid%2Fx/overall_quotas"
+        );
     }
 
     #[test]

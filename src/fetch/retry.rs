@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::client::Attempt;
+use super::client::{Attempt, TransportKind};
 
 /// What to do with the result of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +25,25 @@ pub enum Class {
     Rejected,
     /// 401: the key is wrong or missing; the whole run stops.
     Unauthorized,
+    /// The server's TLS certificate failed verification. Every later request would fail the
+    /// same way until the trust roots change, so the whole run stops.
+    TlsCertificate,
+    /// 407 from a proxy: its credentials are missing or wrong, so the whole run stops.
+    ProxyAuth,
 }
 
 /// Classifies one attempt. This is the only place that maps statuses to retry decisions.
 pub fn classify(attempt: &Attempt) -> Class {
     match attempt {
         Attempt::Success { .. } => Class::Success,
+        Attempt::Transport {
+            kind: TransportKind::TlsCertificate,
+            ..
+        } => Class::TlsCertificate,
+        Attempt::Transport {
+            kind: TransportKind::ProxyAuth,
+            ..
+        } => Class::ProxyAuth,
         Attempt::Transport { .. } => Class::Retryable,
         Attempt::ApiError { status, code, .. } => match *status {
             // Only VirusTotal's own 404 says the address is unknown; a bare 404 (a wrong
@@ -39,6 +52,7 @@ pub fn classify(attempt: &Attempt) -> Class {
             // ("Resource not found"); those rows become `not_found` and are cached.
             404 if code.as_deref() == Some("NotFoundError") => Class::NotFound,
             401 => Class::Unauthorized,
+            407 => Class::ProxyAuth,
             429 => Class::Throttled,
             // 408 is a server-side timeout of the request, as temporary as a 504.
             408 | 500..=599 => Class::Retryable,
@@ -80,7 +94,6 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fetch::client::TransportKind;
 
     fn api(status: u16) -> Attempt {
         Attempt::ApiError {
@@ -98,6 +111,7 @@ mod tests {
             (401, Some(Class::Unauthorized)),
             (403, Some(Class::Rejected)),
             (404, Some(Class::NotFound)),
+            (407, Some(Class::ProxyAuth)),
             (408, Some(Class::Retryable)),
             (429, Some(Class::Throttled)),
             (500, Some(Class::Retryable)),
@@ -144,6 +158,16 @@ mod tests {
             };
             assert_eq!(classify(&attempt), Class::Retryable, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn rejected_certificate_stops_instead_of_retrying() {
+        let attempt = Attempt::Transport {
+            kind: TransportKind::TlsCertificate,
+            status: None,
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert_eq!(classify(&attempt), Class::TlsCertificate);
     }
 
     #[test]

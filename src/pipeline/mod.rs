@@ -102,6 +102,12 @@ pub enum RunError {
     /// The API rejected the key: exit code 1.
     #[error("{0}")]
     Unauthorized(String),
+    /// The API server's TLS certificate was rejected: exit code 1.
+    #[error("{0}")]
+    TlsCertificate(String),
+    /// A proxy rejected its credentials (407): exit code 1.
+    #[error("{0}")]
+    ProxyAuth(String),
 }
 
 /// Runs `vt-enrich enrich` and returns its summary.
@@ -175,8 +181,13 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     progress_stop.cancel();
     let _ = progress_task.await;
 
-    if let Flow::Unauthorized(message) = flow {
-        return Err(RunError::Unauthorized(message).into());
+    match &flow {
+        Flow::Unauthorized(message) => return Err(RunError::Unauthorized(message.clone()).into()),
+        Flow::TlsCertificate(message) => {
+            return Err(RunError::TlsCertificate(message.clone()).into());
+        }
+        Flow::ProxyAuth(message) => return Err(RunError::ProxyAuth(message.clone()).into()),
+        Flow::SinkFailed | Flow::Finished | Flow::Interrupted => {}
     }
     let store = closed?;
     let input_stats = match input_result {
@@ -262,6 +273,8 @@ enum Flow {
     Finished,
     Interrupted,
     Unauthorized(String),
+    TlsCertificate(String),
+    ProxyAuth(String),
     /// The writer thread stopped on an error; `Sink::close` returns it.
     SinkFailed,
 }
@@ -303,6 +316,8 @@ async fn drive<A: Answer>(
             Ok(answer) => answer,
             Err(FetchError::Interrupted) => continue,
             Err(FetchError::Unauthorized(stop)) => return Flow::Unauthorized(stop.describe()),
+            Err(FetchError::TlsCertificate(stop)) => return Flow::TlsCertificate(stop.describe()),
+            Err(FetchError::ProxyAuth(stop)) => return Flow::ProxyAuth(stop.describe()),
         };
 
         let (status, source) = answer.status();
