@@ -16,7 +16,7 @@ use super::json::{
 };
 
 /// Counts from `last_analysis_stats`, copied as given: they may not match the engine results.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AnalysisStats {
     pub harmless: Option<i64>,
     pub malicious: Option<i64>,
@@ -26,7 +26,7 @@ pub struct AnalysisStats {
 }
 
 /// Community votes from `total_votes`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TotalVotes {
     pub harmless: Option<i64>,
     pub malicious: Option<i64>,
@@ -34,7 +34,7 @@ pub struct TotalVotes {
 
 /// The attributes that have typed columns. Timestamps are microseconds since the Unix epoch,
 /// UTC. Every field is `None` when the attribute is absent, null or of the wrong type.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IpAttributes {
     pub as_owner: Option<String>,
     pub asn: Option<i64>,

@@ -13,7 +13,7 @@ use super::json::{
 };
 
 /// Typed leaves of `last_https_certificate`. Timestamps are microseconds since the Unix epoch.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CertificateColumns {
     pub subject_cn: Option<String>,
     pub issuer_c: Option<String>,

@@ -148,7 +148,7 @@ pub(crate) fn engine_index(name: &str) -> Option<usize> {
 }
 
 /// One engine's verdict from `last_analysis_results`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineResult {
     /// The entry's `engine_name`, or the map key when that field is absent.
     pub engine_name: String,

@@ -69,7 +69,7 @@ pub enum FlattenError {
 }
 
 /// One flattened row, ready for [`TableBuilder::push`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FlatRecord {
     pub ip: String,
     pub ip_version: Option<u8>,

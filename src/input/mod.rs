@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 
 pub use address::{AddressError, parse_address};
 pub use extract::extract_addresses;
-pub use rows::{InputShape, TableLayout, input_shape, key_address, lookup_key, read_rows};
+pub use rows::{InputShape, TableLayout, input_shape, lookup_key, read_rows};
 pub use sink::Flow;
 pub use special::non_global_reason;
 

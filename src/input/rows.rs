@@ -5,7 +5,6 @@
 //! them in a [`TableLayout`]; this pass reads the same records again with that layout, so the two
 //! passes agree on every row without holding the file in memory.
 
-use std::net::IpAddr;
 use std::path::Path;
 
 use csv::{ByteRecord, ReaderBuilder};
@@ -38,11 +37,6 @@ pub fn lookup_key(cell: &str) -> Option<String> {
         Ok(ip) => Some(ip.to_string()),
         Err(_) => Some(truncate_chars(value, MAX_RAW_CHARS)),
     }
-}
-
-/// Returns the address of a key made by [`lookup_key`], if it is one.
-pub fn key_address(key: &str) -> Option<IpAddr> {
-    key.parse().ok()
 }
 
 /// How the first pass will read an input, as far as its first lines tell.
@@ -120,6 +114,5 @@ mod tests {
         assert_eq!(lookup_key("010.1.1.1").as_deref(), Some("010.1.1.1"));
         assert_eq!(lookup_key("  ").as_deref(), None);
         assert_eq!(lookup_key("\"\"").as_deref(), None);
-        assert!(key_address("example.com").is_none());
     }
 }

@@ -2,9 +2,9 @@
 //! its IP columns beside it.
 //!
 //! ```text
-//! pass 1: input ─► lookups (each distinct address once) ─► Spool ─► AnswerStore (temp SQLite)
-//! pass 2: input again, row by row ─► answers by key ─► joined batches ─► Parquet / CSV
-//!                                                   └─► engines table (each address once)
+//! pass 1: input ─► lookups, flattened (each distinct value once) ─► Spool ─► AnswerStore
+//!                                                                      └─► engines table
+//! pass 2: input again, row by row ─► rows by key ─► joined batches ─► Parquet / CSV
 //! ```
 //!
 //! Reading the input twice keeps memory flat in its size: only the answers, compressed on disk,
@@ -15,8 +15,6 @@ mod schema;
 mod store;
 
 use std::collections::HashMap;
-use std::collections::HashSet;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,9 +26,8 @@ use csv::ByteRecord;
 use tokio::sync::mpsc;
 
 use crate::config::OutputSettings;
-use crate::flatten::{self, EnginesMode, TableBuilder};
+use crate::flatten::{self, EnginesMode, FlatRecord, TableBuilder};
 use crate::input::{self, Flow, InputOptions, TableLayout};
-use crate::model::{Lookup, Status};
 use crate::output::{self, TableWriter};
 
 pub use schema::{JoinedSchema, joined_schema};
@@ -45,56 +42,135 @@ const STORE_BATCH: usize = 512;
 /// Answers waiting in front of the spool thread.
 const SPOOL_CHANNEL: usize = 256;
 
-/// The receiving end of the first pass: a thread that stores every answer by key.
+/// The receiving end of the first pass: a thread that writes each value's engine rows to the
+/// engines table and stores the rest of its row by key.
 pub struct Spool {
-    tx: mpsc::Sender<Lookup>,
-    thread: JoinHandle<Result<AnswerStore, StoreError>>,
+    tx: mpsc::Sender<FlatRecord>,
+    thread: JoinHandle<Result<Spooled, anyhow::Error>>,
+}
+
+/// What the first pass leaves for the second.
+pub struct Spooled {
+    pub store: AnswerStore,
+    /// The engines table, complete but not yet moved into place.
+    pub engines: Option<Box<dyn TableWriter>>,
 }
 
 impl Spool {
-    /// Creates the store and starts the thread.
-    pub fn open() -> anyhow::Result<Spool> {
+    /// Creates the store, opens the engines table when `output` has one, and starts the thread.
+    pub fn open(output: &OutputSettings) -> anyhow::Result<Spool> {
         let store = AnswerStore::create()?;
+        let engines = open_engines(output)?;
+        // Wide mode needs the engine results in the joined rows themselves.
+        let keep_engines = output.engines == EnginesMode::Wide;
         let (tx, rx) = mpsc::channel(SPOOL_CHANNEL);
         let thread = std::thread::Builder::new()
             .name("vt-enrich-spool".into())
-            .spawn(move || store_answers(rx, store))
+            .spawn(move || store_answers(rx, store, engines, keep_engines))
             .context("cannot start the answer spool thread")?;
         Ok(Spool { tx, thread })
     }
 
-    /// Returns a sender for answers. Sending fails only once the thread has stopped on an error,
+    /// Returns a sender for rows. Sending fails only once the thread has stopped on an error,
     /// which [`Spool::close`] then returns.
-    pub fn sender(&self) -> mpsc::Sender<Lookup> {
+    pub fn sender(&self) -> mpsc::Sender<FlatRecord> {
         self.tx.clone()
     }
 
-    /// Stores what is still queued and returns the store.
-    pub async fn close(self) -> anyhow::Result<AnswerStore> {
+    /// Stores what is still queued and returns the store and the engines table.
+    pub async fn close(self) -> anyhow::Result<Spooled> {
         drop(self.tx);
         let thread = self.thread;
         let joined = tokio::task::spawn_blocking(move || thread.join())
             .await
             .context("the answer spool thread did not finish")?;
-        let store = joined.map_err(|_| anyhow::anyhow!("the answer spool thread panicked"))??;
-        Ok(store)
+        joined.map_err(|_| anyhow::anyhow!("the answer spool thread panicked"))?
     }
 }
 
+fn open_engines(output: &OutputSettings) -> anyhow::Result<Option<Box<dyn TableWriter>>> {
+    let Some(target) = &output.engines_target else {
+        return Ok(None);
+    };
+    let writer = output::create_writer(
+        target,
+        output.format,
+        flatten::engines_schema(),
+        &flatten::engine_columns(),
+        &output.csv,
+    )
+    .context("cannot open the engines output")?;
+    Ok(Some(writer))
+}
+
 fn store_answers(
-    mut rx: mpsc::Receiver<Lookup>,
+    mut rx: mpsc::Receiver<FlatRecord>,
     mut store: AnswerStore,
-) -> Result<AnswerStore, StoreError> {
+    mut engines: Option<Box<dyn TableWriter>>,
+    keep_engines: bool,
+) -> anyhow::Result<Spooled> {
     let mut pending = Vec::with_capacity(STORE_BATCH);
-    while let Some(lookup) = rx.blocking_recv() {
-        pending.push(lookup);
+    let mut engine_rows = TableBuilder::new(EnginesMode::Long);
+    while let Some(mut record) = rx.blocking_recv() {
+        if !keep_engines {
+            let results = std::mem::take(&mut record.engines);
+            if engines.is_some() && !results.is_empty() {
+                engine_rows.push(engines_only(&record, results));
+            }
+        }
+        pending.push(record);
         if pending.len() >= STORE_BATCH {
-            store.put_all(&pending)?;
-            pending.clear();
+            flush(
+                &mut store,
+                &mut pending,
+                &mut engine_rows,
+                engines.as_deref_mut(),
+            )?;
         }
     }
-    store.put_all(&pending)?;
-    Ok(store)
+    flush(
+        &mut store,
+        &mut pending,
+        &mut engine_rows,
+        engines.as_deref_mut(),
+    )?;
+    Ok(Spooled { store, engines })
+}
+
+fn flush(
+    store: &mut AnswerStore,
+    pending: &mut Vec<FlatRecord>,
+    engine_rows: &mut TableBuilder,
+    engines: Option<&mut (dyn TableWriter + 'static)>,
+) -> anyhow::Result<()> {
+    store.put_all(pending)?;
+    pending.clear();
+
+    let batches = engine_rows.finish();
+    if let (Some(writer), Some(batch)) = (engines, batches.engines)
+        && batch.num_rows() > 0
+    {
+        writer
+            .write(&batch)
+            .context("cannot write the engines output")?;
+    }
+    Ok(())
+}
+
+/// Returns a row that carries only `record`'s address and engine results, for the engines table.
+fn engines_only(record: &FlatRecord, engines: Vec<flatten::EngineResult>) -> FlatRecord {
+    FlatRecord {
+        ip: record.ip.clone(),
+        ip_version: record.ip_version,
+        status: record.status,
+        error_code: None,
+        error_message: None,
+        fetched_at: None,
+        source: None,
+        attributes: Default::default(),
+        engines,
+        extra_attributes: None,
+    }
 }
 
 /// What the second pass wrote.
@@ -116,11 +192,12 @@ pub fn write_joined(
     path: &Path,
     input: &InputOptions,
     layout: &TableLayout,
-    store: &AnswerStore,
+    spooled: Spooled,
     output: &OutputSettings,
 ) -> anyhow::Result<JoinStats> {
     let joined = joined_schema(layout, output.engines);
-    let mut writers = JoinWriters::create(&joined, output)?;
+    let store = &spooled.store;
+    let mut writers = JoinWriters::create(&joined, output, spooled.engines)?;
     let mut batch = JoinBatch::new(layout, &joined, output.engines);
 
     let mut failure = None;
@@ -154,7 +231,11 @@ struct JoinWriters {
 }
 
 impl JoinWriters {
-    fn create(joined: &JoinedSchema, output: &OutputSettings) -> anyhow::Result<JoinWriters> {
+    fn create(
+        joined: &JoinedSchema,
+        output: &OutputSettings,
+        engines: Option<Box<dyn TableWriter>>,
+    ) -> anyhow::Result<JoinWriters> {
         let main = output::create_writer(
             &output.target,
             output.format,
@@ -163,19 +244,6 @@ impl JoinWriters {
             &output.csv,
         )
         .context("cannot open the output")?;
-        let engines = match &output.engines_target {
-            Some(target) => Some(
-                output::create_writer(
-                    target,
-                    output.format,
-                    flatten::engines_schema(),
-                    &flatten::engine_columns(),
-                    &output.csv,
-                )
-                .context("cannot open the engines output")?,
-            ),
-            None => None,
-        };
         Ok(JoinWriters { main, engines })
     }
 
@@ -196,8 +264,6 @@ struct JoinBatch<'a> {
     joined: &'a JoinedSchema,
     mode: EnginesMode,
     rows: Vec<ByteRecord>,
-    /// Addresses whose engine results are already in the engines table.
-    engines_written: HashSet<IpAddr>,
     stats: JoinStats,
 }
 
@@ -208,7 +274,6 @@ impl<'a> JoinBatch<'a> {
             joined,
             mode,
             rows: Vec::with_capacity(BATCH_ROWS),
-            engines_written: HashSet::new(),
             stats: JoinStats::default(),
         }
     }
@@ -219,7 +284,7 @@ impl<'a> JoinBatch<'a> {
         let mut rows = std::mem::take(&mut self.rows);
         let mut arrays = self.input_arrays(&rows);
         for &column in &self.layout.columns {
-            let enrichment = self.enrichment(&rows, column, store, writers)?;
+            let enrichment = self.enrichment(&rows, column, store)?;
             arrays.extend(enrichment);
         }
 
@@ -257,14 +322,13 @@ impl<'a> JoinBatch<'a> {
 
     /// Returns the enrichment arrays of IP column `column` for every row of the batch.
     ///
-    /// Each distinct value of the batch is flattened once into a small table, and every row
-    /// then takes its value's row of it; a blank cell takes nulls.
+    /// Each distinct value of the batch is read once into a small table, and every row then
+    /// takes its value's row of it; a blank cell takes nulls.
     fn enrichment(
         &mut self,
         rows: &[ByteRecord],
         column: usize,
         store: &AnswerStore,
-        writers: &mut JoinWriters,
     ) -> anyhow::Result<Vec<ArrayRef>> {
         let mut builder = TableBuilder::new(self.mode);
         let mut positions: HashMap<String, Option<u32>> = HashMap::new();
@@ -284,9 +348,9 @@ impl<'a> JoinBatch<'a> {
             }
 
             let position = match store.get(&key)? {
-                Some(lookup) => {
+                Some(record) => {
                     let position = builder.len() as u32;
-                    builder.push(self.flatten_once(lookup));
+                    builder.push(record);
                     Some(position)
                 }
                 None => {
@@ -299,15 +363,8 @@ impl<'a> JoinBatch<'a> {
             indices.push(position);
         }
 
+        // Engine rows were written in the first pass; only Wide mode keeps them in the rows.
         let distinct = builder.finish();
-        if let (Some(writer), Some(engines)) = (writers.engines.as_mut(), &distinct.engines)
-            && engines.num_rows() > 0
-        {
-            writer
-                .write(engines)
-                .context("cannot write the engines output")?;
-        }
-
         let indices = UInt32Array::from(indices);
         distinct
             .main
@@ -317,21 +374,5 @@ impl<'a> JoinBatch<'a> {
                 take(array.as_ref(), &indices, None).context("cannot join enrichment rows")
             })
             .collect()
-    }
-
-    /// Flattens one answer, keeping its engine rows only the first time its address is seen,
-    /// so the engines table has each address once.
-    fn flatten_once(&mut self, lookup: Lookup) -> flatten::FlatRecord {
-        let address = (lookup.status == Status::Ok)
-            .then(|| input::key_address(&lookup.ip))
-            .flatten();
-        let mut record = flatten::flatten(lookup);
-        if self.mode == EnginesMode::Long
-            && let Some(address) = address
-            && !self.engines_written.insert(address)
-        {
-            record.engines.clear();
-        }
-        record
     }
 }

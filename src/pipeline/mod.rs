@@ -54,8 +54,7 @@ pub struct EnrichRun {
     pub join: bool,
 }
 
-/// The form in which the lookup loop hands over each answer: a flattened row for the writer
-/// thread, or the raw answer for the join spool.
+/// The form in which the lookup loop hands over each answer.
 trait Answer: Send + 'static {
     fn from_lookup(lookup: Lookup) -> Self;
     fn status(&self) -> (Status, Option<AnswerSource>);
@@ -65,16 +64,6 @@ impl Answer for FlatRecord {
     /// Flattening runs here, inside the lookup's task, so it uses the runtime's worker threads.
     fn from_lookup(lookup: Lookup) -> Self {
         flatten::flatten(lookup)
-    }
-
-    fn status(&self) -> (Status, Option<AnswerSource>) {
-        (self.status, self.source)
-    }
-}
-
-impl Answer for Lookup {
-    fn from_lookup(lookup: Lookup) -> Self {
-        lookup
     }
 
     fn status(&self) -> (Status, Option<AnswerSource>) {
@@ -116,7 +105,7 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     let tally = Arc::new(Tally::default());
     let resolver = Arc::new(run.resolver);
     let outlet = if run.join {
-        Outlet::Spool(join::Spool::open()?)
+        Outlet::Spool(join::Spool::open(&run.output)?)
     } else {
         Outlet::Rows(Sink::open(&run.output)?)
     };
@@ -238,7 +227,7 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
 async fn write_joined(
     input: &InputOptions,
     stats: &InputStats,
-    store: join::AnswerStore,
+    spooled: join::Spooled,
     output: &OutputSettings,
 ) -> anyhow::Result<u64> {
     let Some(layout) = stats.tables.first().cloned() else {
@@ -254,7 +243,7 @@ async fn write_joined(
 
     info!(input = %path.display(), "writing every input row with its answers");
     let joined = tokio::task::spawn_blocking(move || {
-        join::write_joined(&path, &input, &layout, &store, &output)
+        join::write_joined(&path, &input, &layout, spooled, &output)
     })
     .await
     .context("the join pass did not finish")??;
