@@ -74,6 +74,10 @@ pub struct ConfigFile {
     pub cache_path: Option<PathBuf>,
     /// Cache age limit such as `7d`.
     pub max_age: Option<String>,
+    /// Relationship names, as `--relationships` takes them.
+    pub relationships: Option<Vec<String>>,
+    pub relationship_limit: Option<u32>,
+    pub descriptors_only: Option<bool>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
 }
@@ -126,7 +130,10 @@ impl ConfigFile {
             engines,
             include_private,
             cache_path,
-            max_age
+            max_age,
+            relationships,
+            relationship_limit,
+            descriptors_only
         );
         self.profiles.extend(over.profiles);
         self
@@ -321,7 +328,7 @@ pub fn check_paths(inputs: &[PathBuf], output: &OutputSettings) -> Result<(), Co
 }
 
 /// Returns a path that is equal for two spellings of one file, whether it exists yet or not.
-fn file_identity(path: &Path) -> PathBuf {
+pub(crate) fn file_identity(path: &Path) -> PathBuf {
     if let Ok(canonical) = path.canonicalize() {
         return canonical;
     }

@@ -87,6 +87,8 @@ fn run_async<F: std::future::Future<Output = anyhow::Result<ExitStatus>>>(
 async fn enrich(args: EnrichArgs, file: ConfigFile, quiet: bool) -> anyhow::Result<ExitStatus> {
     let output = config::output_settings(&args.output, &file)?;
     config::check_paths(&args.inputs, &output)?;
+    let relationships =
+        crate::relationships::resolve(&args.relationships, &file, &output, &args.inputs)?;
     let input = InputOptions {
         paths: args.inputs.clone(),
         columns: args.columns.clone(),
@@ -150,6 +152,7 @@ async fn enrich(args: EnrichArgs, file: ConfigFile, quiet: bool) -> anyhow::Resu
         resolver,
         window,
         per_minute,
+        relationships,
     };
 
     watch_signals(halt.clone());

@@ -30,6 +30,7 @@ use crate::flatten::{self, FlatRecord};
 use crate::input::{self, InputOptions, InputStats};
 use crate::model::{InputItem, Lookup, Status};
 use crate::output::OutputTarget;
+use crate::relationships;
 use crate::report::Tally;
 use crate::report::progress::{self, ProgressMode};
 use crate::report::summary::{InputSummary, RunSummary};
@@ -48,6 +49,8 @@ pub struct EnrichRun {
     pub window: usize,
     pub progress: ProgressMode,
     pub per_minute: Option<std::num::NonZeroU32>,
+    /// Relationship tables to write next to the output, with `--relationships`.
+    pub relationships: Option<crate::relationships::RelationshipSettings>,
 }
 
 /// A run that stopped before producing its output.
@@ -72,6 +75,8 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     let tally = Arc::new(Tally::default());
     let resolver = Arc::new(run.resolver);
     let sink = Sink::open(&run.output)?;
+    let mut related =
+        relationships::Stage::start(run.relationships.as_ref(), &resolver, run.window)?;
 
     let progress_stop = CancellationToken::new();
     let progress_task = {
@@ -91,7 +96,7 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     let flow = drive(
         input_rx,
         resolver.clone(),
-        sink.sender(),
+        relationships::tee(related.as_mut(), sink.sender()),
         tally.clone(),
         run.window,
         &halt,
@@ -105,6 +110,7 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     // are spent, and the error is reported after the output is safe.
     let commit = matches!(flow, Flow::Finished | Flow::Interrupted);
     let closed = sink.close(commit).await;
+    let related = relationships::close(related, commit).await;
     progress_stop.cancel();
     let _ = progress_task.await;
 
@@ -114,6 +120,7 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
             closed.context("cannot write the output")?
         }
     }
+    let related = related.context("cannot write the relationship tables")?;
     let input_stats = match input_result {
         Ok(stats) => stats,
         Err(source) => {
@@ -126,8 +133,12 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
         }
     };
 
-    let status = exit_status(&tally, &flow, resolver.stopped());
+    let mut status = exit_status(&tally, &flow, resolver.stopped());
+    if related.as_ref().is_some_and(|related| related.incomplete()) {
+        status = ExitStatus::Partial;
+    }
     let mut summary = RunSummary::new(status, &tally.snapshot(), started.elapsed());
+    summary.relationships = related;
     summary.output = describe_target(&run.output.target);
     summary.engines_output = run.output.engines_target.as_ref().map(describe_target);
     summary.requests = resolver.counters().requests;
