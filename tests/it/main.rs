@@ -11,4 +11,5 @@ mod enrich_saved;
 mod fake_vt_server;
 mod flatten_golden;
 mod quota;
+mod relationships;
 mod support;
