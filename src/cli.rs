@@ -20,6 +20,8 @@ Examples:
   Analyst (pipe a list, CSV for a spreadsheet):
     cat ips.txt | vt-enrich enrich -o lookups.csv
     vt-enrich enrich ips.txt -o - > lookups.csv
+  Pivot (the host names each address resolved to, in ips.resolutions.parquet):
+    vt-enrich enrich ips.txt -o ips.parquet --relationships resolutions
 
 The API key is read from --api-key-file, else VT_API_KEY, else `api_key` in the config file.
 Settings precedence: command line, VT_ENRICH_* environment variables, config file, built-in defaults.";

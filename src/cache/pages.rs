@@ -141,10 +141,7 @@ impl Cache {
             CacheError::InvalidEntry {
                 path: self.path.clone(),
                 ip: ip_text.clone(),
-                reason: format!(
-                    "failed to decompress the {} page: {err}",
-                    key.relationship
-                ),
+                reason: format!("failed to decompress the {} page: {err}", key.relationship),
             }
         })?;
         Ok(Some(CachedPage { body, fetched_at }))

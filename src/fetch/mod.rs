@@ -154,12 +154,9 @@ impl Fetcher {
                 warn!(%ip, reason = %describe(&attempt), "request rejected; not retrying");
                 Ok(error_lookup(&ip, Status::Failed, &attempt, None))
             }
-            Settled::Exhausted { attempt, attempts } => Ok(error_lookup(
-                &ip,
-                Status::Failed,
-                &attempt,
-                Some(attempts),
-            )),
+            Settled::Exhausted { attempt, attempts } => {
+                Ok(error_lookup(&ip, Status::Failed, &attempt, Some(attempts)))
+            }
             Settled::Unauthorized(stop) => Err(FetchError::Unauthorized(stop)),
             Settled::Stopped(stop) => stopped_lookup(&ip, stop),
         }

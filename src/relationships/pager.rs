@@ -106,10 +106,9 @@ impl PageRequest {
     /// (`application/x-www-form-urlencoded`), so cursors with `+`, `/` and `=` survive.
     fn url(&self, api_url: &str) -> Result<String, String> {
         let path = match self.form {
-            PageForm::Objects => format!(
-                "{api_url}/ip_addresses/{}/{}",
-                self.ip, self.relationship
-            ),
+            PageForm::Objects => {
+                format!("{api_url}/ip_addresses/{}/{}", self.ip, self.relationship)
+            }
             PageForm::Descriptors => format!(
                 "{api_url}/ip_addresses/{}/relationships/{}",
                 self.ip, self.relationship
@@ -310,9 +309,12 @@ impl Pager {
             } => (attempt, class, slot),
             Settled::Exhausted { attempt, attempts } => {
                 let (code, message) = error_parts(&attempt, Some(attempts));
-                fetched
-                    .rows
-                    .push(RelatedRow::relationship_error(&ip_text, relationship, code, message));
+                fetched.rows.push(RelatedRow::relationship_error(
+                    &ip_text,
+                    relationship,
+                    code,
+                    message,
+                ));
                 return Err(End::Failed);
             }
             Settled::Unauthorized(_) => return Err(End::Interrupted),
@@ -361,18 +363,24 @@ impl Pager {
             (Class::NotFound, attempt) => {
                 drop(slot);
                 let (code, message) = error_parts(&attempt, None);
-                fetched
-                    .rows
-                    .push(RelatedRow::relationship_error(&ip_text, relationship, code, message));
+                fetched.rows.push(RelatedRow::relationship_error(
+                    &ip_text,
+                    relationship,
+                    code,
+                    message,
+                ));
                 Err(End::NotFound)
             }
             (_, attempt) => {
                 drop(slot);
                 warn!(%ip, %relationship, reason = %describe(&attempt), "relationship request rejected; not retrying");
                 let (code, message) = error_parts(&attempt, None);
-                fetched
-                    .rows
-                    .push(RelatedRow::relationship_error(&ip_text, relationship, code, message));
+                fetched.rows.push(RelatedRow::relationship_error(
+                    &ip_text,
+                    relationship,
+                    code,
+                    message,
+                ));
                 Err(End::Failed)
             }
         }

@@ -94,15 +94,14 @@ fn names(args: &RelationshipArgs, file: &ConfigFile) -> Result<Vec<Relationship>
     } else {
         let mut parsed = Vec::new();
         for name in file.relationships.iter().flatten() {
-            let relationship = Relationship::from_name(name.trim()).ok_or_else(|| {
-                ConfigError::Invalid {
+            let relationship =
+                Relationship::from_name(name.trim()).ok_or_else(|| ConfigError::Invalid {
                     setting: "relationships (config file)",
                     message: format!(
                         "`{name}` is not a relationship of IP addresses; use one of {}",
                         Relationship::names()
                     ),
-                }
-            })?;
+                })?;
             parsed.push(relationship);
         }
         parsed
@@ -298,7 +297,9 @@ mod tests {
         let input = dir.path().join("o.resolutions.csv");
         std::fs::write(&input, "ip\n").unwrap();
         let out = output(OutputTarget::File(dir.path().join("o.csv")));
-        let err = resolve(&wanted, &file, &out, &[input]).unwrap_err().to_string();
+        let err = resolve(&wanted, &file, &out, &[input])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("would overwrite"), "{err}");
     }
 

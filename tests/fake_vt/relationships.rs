@@ -226,7 +226,10 @@ fn full_item(ip: &str, relationship: &str, position: usize) -> Value {
     let seed = hash(ip, relationship, position, 99);
     match relationship {
         "resolutions" => {
-            let host = format!("h{position}-{}.example.com", &hex(ip, relationship, position, 8));
+            let host = format!(
+                "h{position}-{}.example.com",
+                &hex(ip, relationship, position, 8)
+            );
             json!({
                 "type": "resolution",
                 "id": format!("{ip}{host}"),
@@ -380,7 +383,11 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 fn base64(bytes: &[u8]) -> String {
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -390,8 +390,8 @@ fn page_query(relationship: &str, descriptors: bool, query: &str) -> PageQuery {
     };
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = http::percent_decode(&value.replace('+', " "))
-            .unwrap_or_else(|| value.to_string());
+        let value =
+            http::percent_decode(&value.replace('+', " ")).unwrap_or_else(|| value.to_string());
         match name {
             "limit" => page.limit = Some(value),
             "cursor" => page.cursor = Some(value),

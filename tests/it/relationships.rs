@@ -76,7 +76,12 @@ fn host_names(ip: &str, count: usize) -> Vec<Option<String>> {
     (0..count)
         .map(|position| {
             let item = expected_related_item(ip, "resolutions", position);
-            Some(item["attributes"]["host_name"].as_str().unwrap().to_string())
+            Some(
+                item["attributes"]["host_name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
         })
         .collect()
 }
@@ -112,7 +117,11 @@ fn resolutions_are_read_page_by_page_in_order() {
     assert_eq!(strings(&batch, "host_name"), host_names(&ips[0], 25));
     let positions: Vec<Option<i64>> = (0..25).map(Some).collect();
     assert_eq!(ints(&batch, "position"), positions);
-    assert!(strings(&batch, "ip").iter().all(|ip| ip.as_ref() == Some(&ips[0])));
+    assert!(
+        strings(&batch, "ip")
+            .iter()
+            .all(|ip| ip.as_ref() == Some(&ips[0]))
+    );
     assert!(strings(&batch, "error_code").iter().all(Option::is_none));
     let first = expected_related_item(&ips[0], "resolutions", 0);
     let date_micros = first["attributes"]["date"].as_i64().unwrap() * 1_000_000;
@@ -255,10 +264,7 @@ fn rerun_with_the_cache_costs_no_request() {
         table_summary(&summary, "resolutions")["pages_from_cache"],
         3 * 3
     );
-    assert_eq!(
-        table_summary(&summary, "resolutions")["pages_from_api"],
-        0
-    );
+    assert_eq!(table_summary(&summary, "resolutions")["pages_from_api"], 0);
 
     // --offline reads the same pages without the API.
     let output = run(enrich(&server, dir.path(), &ips, "parquet")
@@ -282,8 +288,9 @@ fn forbidden_relationship_is_reported_once_and_the_run_stays_clean() {
     let dir = tempfile::tempdir().unwrap();
     let ips = public_ips(12);
 
-    let output = run(enrich(&server, dir.path(), &ips, "parquet")
-        .args(["--relationships", "urls,resolutions"]));
+    let output =
+        run(enrich(&server, dir.path(), &ips, "parquet")
+            .args(["--relationships", "urls,resolutions"]));
     assert_exit(&output, 0);
 
     // Only one request met the 403, even with several addresses in flight.
@@ -307,7 +314,10 @@ fn forbidden_relationship_is_reported_once_and_the_run_stays_clean() {
     let message = strings(&urls, "error_message")[0].clone().unwrap();
     assert!(message.contains("Enterprise"), "{message}");
     assert_eq!(ints(&urls, "position")[0], None);
-    assert_eq!(read_parquet(&table(dir.path(), "resolutions")).num_rows(), 24);
+    assert_eq!(
+        read_parquet(&table(dir.path(), "resolutions")).num_rows(),
+        24
+    );
 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
@@ -319,10 +329,7 @@ fn forbidden_relationship_is_reported_once_and_the_run_stays_clean() {
     let summary = summary(dir.path());
     assert_eq!(summary["exit_code"], 0);
     let forbidden = table_summary(&summary, "urls")["forbidden"].clone();
-    assert!(
-        forbidden.as_str().unwrap().contains("403"),
-        "{forbidden}"
-    );
+    assert!(forbidden.as_str().unwrap().contains("403"), "{forbidden}");
     assert!(table_summary(&summary, "resolutions")["forbidden"].is_null());
 }
 
@@ -422,7 +429,11 @@ fn descriptors_only_reads_the_relationships_path() {
     assert_eq!(strings(&batch, "id")[0].as_deref(), item["id"].as_str());
     assert_eq!(strings(&batch, "type")[0].as_deref(), Some("file"));
     assert!(strings(&batch, "sha256").iter().all(Option::is_none));
-    assert!(strings(&batch, "extra_attributes").iter().all(Option::is_none));
+    assert!(
+        strings(&batch, "extra_attributes")
+            .iter()
+            .all(Option::is_none)
+    );
     assert_eq!(summary(dir.path())["relationships"]["form"], "descriptors");
 }
 
@@ -463,7 +474,8 @@ fn retried_page_counts_once_in_the_table() {
     let policy = {
         let failed_once = failed_once.clone();
         FaultPolicy::from_fn(move |info| {
-            if info.path.contains("/resolutions?") && info.path.contains("cursor=")
+            if info.path.contains("/resolutions?")
+                && info.path.contains("cursor=")
                 && !failed_once.swap(true, Ordering::SeqCst)
             {
                 Fault::TRANSIENT
@@ -536,14 +548,23 @@ fn addresses_not_found_get_no_relationship_request() {
     let mut ips = public_ips(2);
     ips.push("192.0.2.44".to_string());
 
-    let output = run(enrich(&server, dir.path(), &ips, "parquet")
-        .args(["--relationships", "resolutions", "--include-private"]));
+    let output = run(enrich(&server, dir.path(), &ips, "parquet").args([
+        "--relationships",
+        "resolutions",
+        "--include-private",
+    ]));
     assert_exit(&output, 0);
 
     let stats = server.stats();
-    assert_eq!(stats.relationship_requests_for("192.0.2.44", "resolutions"), 0);
+    assert_eq!(
+        stats.relationship_requests_for("192.0.2.44", "resolutions"),
+        0
+    );
     assert_eq!(stats.relationship_requests_total(), 2);
-    assert_eq!(read_parquet(&table(dir.path(), "resolutions")).num_rows(), 4);
+    assert_eq!(
+        read_parquet(&table(dir.path(), "resolutions")).num_rows(),
+        4
+    );
 }
 
 #[test]
@@ -552,8 +573,9 @@ fn csv_output_gets_csv_relationship_tables() {
     let dir = tempfile::tempdir().unwrap();
     let ips = public_ips(2);
 
-    let output = run(enrich(&server, dir.path(), &ips, "csv")
-        .args(["--relationships", "resolutions,comments"]));
+    let output =
+        run(enrich(&server, dir.path(), &ips, "csv")
+            .args(["--relationships", "resolutions,comments"]));
     assert_exit(&output, 0);
 
     let mut reader = csv::Reader::from_path(dir.path().join("out.resolutions.csv")).unwrap();
@@ -569,12 +591,21 @@ fn csv_output_gets_csv_relationship_tables() {
     let host = headers.iter().position(|name| name == "host_name").unwrap();
     let date = headers.iter().position(|name| name == "date").unwrap();
     let item = expected_related_item(&ips[0], "resolutions", 0);
-    assert_eq!(&rows[0][host], item["attributes"]["host_name"].as_str().unwrap());
+    assert_eq!(
+        &rows[0][host],
+        item["attributes"]["host_name"].as_str().unwrap()
+    );
     assert_eq!(&rows[0][date], "2024-01-01T00:00:00Z");
 
     // A relationship with no items still gets a table with its header.
     let mut comments = csv::Reader::from_path(dir.path().join("out.comments.csv")).unwrap();
-    assert!(comments.headers().unwrap().iter().any(|name| name == "text"));
+    assert!(
+        comments
+            .headers()
+            .unwrap()
+            .iter()
+            .any(|name| name == "text")
+    );
     assert_eq!(comments.records().count(), 0);
 }
 

@@ -125,7 +125,10 @@ fn historical_whois_with_count_has_no_cursor() {
     assert_eq!(page.next_cursor, None);
     let first = &page.rows[0];
     assert_eq!(first.object_type.as_deref(), Some("whois"));
-    assert_eq!(first.cell("registrar_name"), Some(&text("One.com A/S - ONE")));
+    assert_eq!(
+        first.cell("registrar_name"),
+        Some(&text("One.com A/S - ONE"))
+    );
     assert_eq!(first.cell("registrant_country"), Some(&text("dk")));
     assert_eq!(first.cell("first_seen_date"), Some(&micros(1_626_180_117)));
     assert_eq!(first.cell("last_updated"), Some(&micros(1_625_400_949)));
@@ -229,7 +232,10 @@ fn item_errors_become_rows_with_the_error() {
     let missing = &page.rows[1];
     assert_eq!(missing.id.as_deref(), Some("bb"));
     assert_eq!(missing.error_code.as_deref(), Some("NotFoundError"));
-    assert_eq!(missing.error_message.as_deref(), Some("File \"bb\" not found"));
+    assert_eq!(
+        missing.error_message.as_deref(),
+        Some("File \"bb\" not found")
+    );
     assert_eq!(missing.position, Some(1));
 
     let junk = &page.rows[2];
@@ -278,7 +284,10 @@ fn certificate_reads_validity_text_and_context() {
     );
     assert_eq!(row.cell("first_seen_date"), Some(&micros(1_700_000_000)));
     assert_eq!(row.cell("port"), Some(&Cell::Integer(443)));
-    assert_eq!(row.context_attributes.as_deref(), Some(r#"{"source":"scan"}"#));
+    assert_eq!(
+        row.context_attributes.as_deref(),
+        Some(r#"{"source":"scan"}"#)
+    );
 
     // The issuer's country has no column and stays beside the rest of the certificate.
     let extra = extra(row);
@@ -295,7 +304,10 @@ fn wrong_types_are_kept_in_extra() {
         "id": "x",
         "attributes": {"date": "yesterday", "host_name": 7, "resolver": null},
     }]});
-    let page = flatten(&serde_json::to_vec(&body).unwrap(), Relationship::Resolutions);
+    let page = flatten(
+        &serde_json::to_vec(&body).unwrap(),
+        Relationship::Resolutions,
+    );
 
     let row = &page.rows[0];
     assert_eq!(row.cell("date"), Some(&Cell::Null));
@@ -330,7 +342,13 @@ fn error_documents_and_junk_are_page_errors() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    for junk in [&b"[]"[..], b"{\"meta\": {}}", b"{\"data\": 5}", b"{\"data\": [", b""] {
+    for junk in [
+        &b"[]"[..],
+        b"{\"meta\": {}}",
+        b"{\"data\": 5}",
+        b"{\"data\": [",
+        b"",
+    ] {
         assert!(
             flatten_page(junk, "1.1.1.1", Relationship::Urls, 0, 10, origin()).is_err(),
             "{}",
