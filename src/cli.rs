@@ -162,13 +162,13 @@ pub struct RelationshipArgs {
     )]
     pub relationships: Vec<Relationship>,
 
-    /// Items per address and relationship, fetched page by page with up to 40 per request;
-    /// every page is one request [default: 10].
+    /// Items per address and relationship, fetched page by page with up to 40 per request.
+    /// Every page is one request [default: 10].
     #[arg(long, value_name = "N", env = "VT_ENRICH_RELATIONSHIP_LIMIT")]
     pub relationship_limit: Option<u32>,
 
     /// Fetch only the type and id of related objects (`/relationships/{name}`), without their
-    /// attributes: smaller answers, same number of requests.
+    /// attributes. Responses are smaller, and the number of requests is the same.
     #[arg(long, env = "VT_ENRICH_DESCRIPTORS_ONLY")]
     pub descriptors_only: bool,
 }

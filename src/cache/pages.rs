@@ -1,4 +1,4 @@
-//! Relationship pages: one stored API answer per page of a relationship list.
+//! Relationship pages: one stored API response per page of a relationship list.
 //!
 //! A page is keyed by everything that decides its content: the API root, the address, the
 //! relationship, the form (full objects or descriptors), the cursor it was requested with
@@ -44,7 +44,7 @@ pub(crate) fn create_table_if_missing(conn: &Connection) -> rusqlite::Result<()>
     conn.execute_batch(CREATE_PAGES_TABLE)
 }
 
-/// Which form of a relationship a page holds.
+/// Form of the relationship list on a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageForm {
     /// `GET /ip_addresses/{ip}/{relationship}`: the related objects with their attributes.

@@ -162,11 +162,11 @@ impl Fetcher {
         }
     }
 
-    /// Sends `GET url` for `ip`, retrying until the answer is final, with the same pacing,
+    /// Sends `GET url` for `ip`, retrying until the response is final, with the same pacing,
     /// quotas, budgets, ledger and retries for every kind of request. `request` names what is
     /// fetched (`ip_address`, or a relationship) in the log lines.
     ///
-    /// A final answer comes back with its concurrency slot still held, so the caller can
+    /// A final response comes back with its concurrency slot still held, so the caller can
     /// commit it to the cache before another request starts.
     pub async fn request(&self, ip: &IpAddr, request: &str, url: &str) -> Settled<'_> {
         let mut retries = 0u32;
@@ -277,9 +277,9 @@ impl Fetcher {
 /// Name of the IP address object request in log lines.
 const OBJECT_REQUEST: &str = "ip_address";
 
-/// How one request ended, once its retries are over.
+/// Outcome of one request, once its retries are over.
 pub enum Settled<'a> {
-    /// A final HTTP answer: 200 with a JSON body, VirusTotal's 404 `NotFoundError`, or a
+    /// A final HTTP response: 200 with a JSON body, VirusTotal's 404 `NotFoundError`, or a
     /// status that a retry would not change (400, 403). The concurrency slot is held until
     /// `slot` is dropped.
     Final {
@@ -291,7 +291,7 @@ pub enum Settled<'a> {
     Exhausted { attempt: Attempt, attempts: u32 },
     /// The API rejected the key; the whole run stops.
     Unauthorized(Stop),
-    /// The stage stopped sending before a final answer: a spent budget, a persistent 429,
+    /// The stage stopped sending before a final response: a spent budget, a persistent 429,
     /// a failed ledger, or an interrupt.
     Stopped(Stop),
 }

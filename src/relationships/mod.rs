@@ -8,8 +8,8 @@
 //!        ordered window of addresses ──► pager (cache, then fetch stage) ──► table writer
 //! ```
 //!
-//! The stage taps the main rows on their way to the writer: every address whose lookup is `ok`
-//! (from the API or the cache) is queued, and its relationships are read page by page, in
+//! The stage taps the main rows on their way to the writer and queues every address whose
+//! lookup is `ok` (from the API or the cache). Its relationships are then read page by page, in
 //! input order, through the same fetch stage as the lookups. The bounded queue carries
 //! back-pressure from the relationship requests to the lookups, so memory stays flat.
 
@@ -52,8 +52,8 @@ pub struct Stage {
 
 impl Stage {
     /// Opens the relationship tables and starts the stage, with up to `window` addresses in
-    /// flight. Returns `None` when no relationship is asked for, or when the answers come from
-    /// saved documents (`--from`), which hold no relationship pages.
+    /// flight. Returns `None` when no relationship is requested, or when lookups read saved
+    /// documents (`--from`), which contain no relationship pages.
     pub fn start(
         settings: Option<&RelationshipSettings>,
         resolver: &Arc<Resolver>,
@@ -221,7 +221,7 @@ async fn drive(
                 message,
             } = &fetched.end
             {
-                warn!(%ip, relationship = %fetched.relationship, code, %message, "relationship refused; not requesting it again in this run");
+                warn!(%ip, relationship = %fetched.relationship, code, %message, "the API rejected the relationship with 403; not requesting it for other addresses");
             }
             summary.record(&fetched);
             address_rows.extend(fetched.rows);

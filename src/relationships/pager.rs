@@ -1,7 +1,7 @@
 //! Page by page through one relationship of one address, from the cache or the API.
 //!
-//! A relationship list is read with `GET /ip_addresses/{ip}/{relationship}?limit=N` and then
-//! `&cursor=C`, where C is the `meta.cursor` of the page before; the last page has no cursor
+//! A relationship list is read with `GET /ip_addresses/{ip}/{relationship}?limit=N`, then with
+//! `&cursor=C`, where C is the `meta.cursor` of the page before. The last page has no cursor
 //! (docs.virustotal.com/reference/collections). `…/relationships/{relationship}` returns the
 //! same list as descriptors (type and id only; docs.virustotal.com/reference/relationships).
 //! Each page is one request through the fetch stage, so it takes the same concurrency slot,
@@ -30,37 +30,38 @@ use crate::model::{AnswerSource, Relationship};
 /// of 10 and no maximum; 40 is the maximum that clients enforce, for example Kibana's
 /// VirusTotal connector (elastic/kibana, `GetIpRelationshipInputSchema`: "Minimum 0, maximum
 /// 40").
-// NOTE: the API may cap some relationships lower and return fewer items than asked; paging
+// NOTE: the API may cap some relationships lower and return fewer items than requested. Paging
 // goes on while a cursor comes back, so that only costs more requests.
 pub const API_MAX_PAGE_SIZE: u32 = 40;
 
-/// Whether the key may read a relationship, as learned from the first answer of the run.
+/// Whether the key may read a relationship, as the first response of the run showed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
-    /// No answer yet: the next request goes out alone.
+    /// No response yet, so the next request goes out alone.
     Unknown,
     Allowed,
-    /// The API answered 403: the relationship is not requested again in this run.
+    /// The API returned 403, so the relationship is not requested again in this run.
     Forbidden,
 }
 
-/// How the list of one relationship of one address ended.
+/// Outcome of one relationship list of one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum End {
     /// The list ended, or the limit was reached.
     Complete,
-    /// The API answered 403. `first` is set on the answer that found it out; later addresses
+    /// The API returned 403. `first` is set on the response that showed it. Later addresses
     /// are not requested and get no row.
     Forbidden {
         first: bool,
         code: String,
         message: String,
     },
-    /// Not requested, because the API answered 403 for this relationship earlier in the run.
+    /// Not requested, because the API returned 403 for this relationship earlier in the run.
     NotRequested,
-    /// The API answered 404 `NotFoundError` for the list.
+    /// The API returned 404 `NotFoundError` for the list.
     NotFound,
-    /// Retries ran out, the request was rejected, or a page could not be read; a row says why.
+    /// Retries ran out, the request was rejected, or a page could not be read. A row gives the
+    /// reason.
     Failed,
     /// `--offline` and a page is not in the cache.
     NotCached,
@@ -222,7 +223,7 @@ impl Pager {
         fetched
     }
 
-    /// Returns one page, from the cache when it holds a young enough copy, else from the
+    /// Returns one page, from the cache when it has a young enough copy, else from the
     /// API. An `Err` ends the list; its row, if any, is already in `fetched`.
     async fn page(
         &self,
@@ -291,8 +292,9 @@ impl Pager {
             }
         };
 
-        // Until the first answer says whether the key may read this relationship, one request
-        // at a time goes out, so a 403 is met once per run and not once per address in flight.
+        // Until the first response shows whether the key may read this relationship, one
+        // request at a time goes out, so a 403 is met once per run and not once per address in
+        // flight.
         let mut gate = Some(self.gate(relationship).await);
         match gate.as_deref() {
             Some(Access::Forbidden) => return Err(End::NotRequested),
@@ -394,7 +396,7 @@ impl Pager {
             .await
     }
 
-    /// Records what the API answered about `relationship` and returns what was known before.
+    /// Records whether the key may read `relationship` and returns the previous state.
     /// The gate, when still held, is released only after the update.
     async fn settle_access(
         &self,
@@ -462,7 +464,7 @@ async fn read_cache(cache: &CacheLayer, request: &PageRequest) -> Option<CachedP
     match found {
         Ok(Ok(page)) => {
             if page.is_some() {
-                debug!(%ip, %relationship, "relationship page answered from the cache");
+                debug!(%ip, %relationship, "relationship page read from the cache");
             }
             page
         }

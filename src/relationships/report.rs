@@ -6,7 +6,7 @@ use crate::model::Relationship;
 
 use super::pager::{End, Fetched};
 
-/// What the run fetched for one relationship.
+/// Counts of one relationship table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TableSummary {
     pub relationship: String,
@@ -24,7 +24,7 @@ pub struct TableSummary {
     /// Addresses whose list could not be read to its end: retries ran out, the request was
     /// rejected, a page was unreadable, or `--offline` found it missing.
     pub failed: u64,
-    /// Addresses for which the API answered 404 `NotFoundError` for the list.
+    /// Addresses for which the API returned 404 `NotFoundError` for the list.
     pub not_found: u64,
     /// Addresses not requested because the budget or the quota ran out.
     pub quota_exhausted: u64,
@@ -33,7 +33,7 @@ pub struct TableSummary {
     pub forbidden: Option<String>,
 }
 
-/// What the run fetched for every relationship.
+/// Counts of every relationship table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RelationshipsSummary {
     /// Items per address and relationship.
@@ -44,8 +44,8 @@ pub struct RelationshipsSummary {
 }
 
 impl RelationshipsSummary {
-    /// Returns whether a list was left unfinished for a reason a rerun can fix, which makes
-    /// the run partial. A 403 or a 404 is a final answer and does not.
+    /// Returns whether a list was left unfinished for a reason that a rerun can fix, which
+    /// makes the run partial. A 403 or a 404 is a final response and does not.
     pub fn incomplete(&self) -> bool {
         self.tables
             .iter()

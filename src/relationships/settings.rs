@@ -14,8 +14,8 @@ use crate::output::{CsvOptions, OutputFormat, OutputTarget};
 pub const DEFAULT_LIMIT: u32 = 10;
 
 /// Largest `--relationship-limit` accepted. Every page of at most 40 items is one request, so
-/// 10,000 items cost 250 requests per address and relationship; a larger value is far more
-/// likely a typing error than a wish.
+/// 10,000 items cost 250 requests per address and relationship. A larger value is more likely
+/// a typing error than a plan.
 pub const MAX_LIMIT: u32 = 10_000;
 
 /// What to fetch and where to write it.
@@ -89,7 +89,7 @@ pub fn resolve(
 
 /// Returns the distinct relationships asked for, from the command line or else the config file.
 fn names(args: &RelationshipArgs, file: &ConfigFile) -> Result<Vec<Relationship>, ConfigError> {
-    let given = if !args.relationships.is_empty() {
+    let requested = if !args.relationships.is_empty() {
         args.relationships.clone()
     } else {
         let mut parsed = Vec::new();
@@ -107,8 +107,8 @@ fn names(args: &RelationshipArgs, file: &ConfigFile) -> Result<Vec<Relationship>
         parsed
     };
 
-    let mut distinct = Vec::with_capacity(given.len());
-    for relationship in given {
+    let mut distinct = Vec::with_capacity(requested.len());
+    for relationship in requested {
         if !distinct.contains(&relationship) {
             distinct.push(relationship);
         }
@@ -290,14 +290,14 @@ mod tests {
     #[test]
     fn stdout_and_clashing_paths_are_rejected() {
         let file = ConfigFile::default();
-        let wanted = args(&[Relationship::Resolutions], None);
-        assert!(resolve(&wanted, &file, &output(OutputTarget::Stdout), &[]).is_err());
+        let requested = args(&[Relationship::Resolutions], None);
+        assert!(resolve(&requested, &file, &output(OutputTarget::Stdout), &[]).is_err());
 
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("o.resolutions.csv");
         std::fs::write(&input, "ip\n").unwrap();
         let out = output(OutputTarget::File(dir.path().join("o.csv")));
-        let err = resolve(&wanted, &file, &out, &[input])
+        let err = resolve(&requested, &file, &out, &[input])
             .unwrap_err()
             .to_string();
         assert!(err.contains("would overwrite"), "{err}");

@@ -4,8 +4,8 @@
 //! `GET /api/v3/ip_addresses/{ip}/relationships/{relationship}` descriptors
 //! (type and id), as VirusTotal documents them
 //! (docs.virustotal.com/reference/relationships). A page is
-//! `{"data": [...], "meta": {"cursor", "count"}, "links": {"self", "next"}}`;
-//! the last page has no cursor and no `links.next`, and an empty list is
+//! `{"data": [...], "meta": {"cursor", "count"}, "links": {"self", "next"}}`.
+//! The last page has no cursor and no `links.next`. An empty list is
 //! `{"data": [], "links": {"self"}}` without `meta`, as in a real empty
 //! comments page. Items are generated deterministically, so a test predicts
 //! them with [`expected_related_item`].
@@ -62,11 +62,11 @@ pub(super) struct PageQuery {
     pub cursor: Option<String>,
 }
 
-/// An error answer: status, VirusTotal error code, message.
-pub(super) type Refusal = (u16, &'static str, String);
+/// An error response: status, VirusTotal error code, message.
+pub(super) type ErrorResponse = (u16, &'static str, String);
 
-/// Builds the page for `canonical` (an address that exists), or the error the
-/// API would answer instead. `key` is the caller's API key and `host` the Host
+/// Builds the page for `canonical` (an address that exists), or the error
+/// response the API would send instead. `key` is the caller's API key and `host` the Host
 /// header, used for the absolute URLs in `links`.
 pub(super) fn page(
     config: &FakeVtConfig,
@@ -74,11 +74,11 @@ pub(super) fn page(
     host: &str,
     canonical: &str,
     query: &PageQuery,
-) -> Result<Value, Refusal> {
+) -> Result<Value, ErrorResponse> {
     let relationship = query.relationship.as_str();
     if !RELATIONSHIPS.contains(&relationship) {
-        // NOTE: the real API's answer to an unknown relationship is not
-        // documented; a 400 keeps it apart from an unknown address.
+        // NOTE: the real API's response to an unknown relationship is not
+        // documented. A 400 keeps it apart from an unknown address.
         return Err((
             400,
             "InvalidArgumentError",
@@ -188,7 +188,8 @@ fn item(ip: &str, relationship: &str, position: usize, descriptors: bool, error:
     if descriptors { descriptor } else { full }
 }
 
-/// A deterministic 64-bit value for (`ip`, `relationship`, `position`, `salt`).
+/// Returns a deterministic 64-bit value for (`ip`, `relationship`,
+/// `position`, `salt`).
 fn hash(ip: &str, relationship: &str, position: usize, salt: u8) -> u64 {
     let text = format!("{ip}|{relationship}|{position}|{salt}");
     mix64(fnv1a64(text.as_bytes()))
