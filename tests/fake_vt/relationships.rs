@@ -294,7 +294,7 @@ fn full_item(ip: &str, relationship: &str, position: usize) -> Value {
                 "first_seen_date": date(position),
                 "last_updated": date(position) - 30 * 86_400,
                 "registrant_country": "AU",
-                "registrar_name": if position % 2 == 0 { Value::from("Fake Registrar") } else { Value::Null },
+                "registrar_name": if position.is_multiple_of(2) { Value::from("Fake Registrar") } else { Value::Null },
                 "whois_map": {"NetRange": format!("{ip} - {ip}"), "Registrant Country": "AU"},
             },
         }),
