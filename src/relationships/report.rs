@@ -139,3 +139,101 @@ pub(super) fn new_summary(
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flatten::related::RelatedRow;
+
+    fn fetched(relationship: Relationship, end: End, rows: Vec<RelatedRow>) -> Fetched {
+        Fetched {
+            relationship,
+            rows,
+            pages_from_api: 2,
+            pages_from_cache: 1,
+            end,
+        }
+    }
+
+    fn error_row(relationship: Relationship) -> RelatedRow {
+        RelatedRow::relationship_error("8.8.8.8", relationship, "Code".into(), "message".into())
+    }
+
+    fn summary() -> RelationshipsSummary {
+        new_summary(
+            10,
+            "objects",
+            &[
+                (Relationship::Resolutions, "o.resolutions.parquet".into()),
+                (Relationship::Urls, "o.urls.parquet".into()),
+            ],
+        )
+    }
+
+    #[test]
+    fn forbidden_is_reported_but_not_incomplete() {
+        let mut summary = summary();
+        let forbidden = End::Forbidden {
+            first: true,
+            code: "ForbiddenError".into(),
+            message: "HTTP 403: no".into(),
+        };
+        summary.record(&fetched(
+            Relationship::Urls,
+            forbidden,
+            vec![error_row(Relationship::Urls)],
+        ));
+        summary.record(&fetched(Relationship::Urls, End::NotRequested, Vec::new()));
+
+        assert!(!summary.incomplete());
+        let urls = &summary.tables[1];
+        assert_eq!(urls.forbidden.as_deref(), Some("HTTP 403: no"));
+        assert_eq!(urls.rows, 1);
+        assert_eq!(urls.item_errors, 0);
+        assert!(summary.render().contains("refused: HTTP 403: no"));
+    }
+
+    #[test]
+    fn failures_and_spent_quota_make_it_incomplete() {
+        for end in [End::Failed, End::NotCached, End::QuotaExhausted] {
+            let mut summary = summary();
+            summary.record(&fetched(Relationship::Resolutions, end.clone(), Vec::new()));
+            assert!(summary.incomplete(), "{end:?}");
+        }
+        let mut summary = summary();
+        summary.record(&fetched(
+            Relationship::Resolutions,
+            End::NotFound,
+            Vec::new(),
+        ));
+        summary.record(&fetched(
+            Relationship::Resolutions,
+            End::Interrupted,
+            Vec::new(),
+        ));
+        assert!(!summary.incomplete());
+    }
+
+    #[test]
+    fn counts_rows_pages_and_item_errors() {
+        let mut summary = summary();
+        let mut item_error = error_row(Relationship::Resolutions);
+        item_error.position = Some(3);
+        let rows = vec![error_row(Relationship::Resolutions), item_error];
+        summary.record(&fetched(Relationship::Resolutions, End::Complete, rows));
+
+        let resolutions = &summary.tables[0];
+        assert_eq!(resolutions.rows, 2);
+        assert_eq!(resolutions.item_errors, 1);
+        assert_eq!(resolutions.complete, 1);
+        assert_eq!(resolutions.pages_from_api, 2);
+        assert_eq!(resolutions.pages_from_cache, 1);
+        let text = summary.render();
+        assert!(
+            text.contains(
+                "resolutions: 2 rows to o.resolutions.parquet (2 pages from the API, 1 from the cache); 1 item errors"
+            ),
+            "{text}"
+        );
+    }
+}
