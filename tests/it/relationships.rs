@@ -642,3 +642,49 @@ fn unknown_relationship_and_stdout_are_usage_errors() {
         .args(["-o", "x.parquet"]));
     assert_exit(&output, 2);
 }
+
+#[test]
+fn options_come_from_environment_and_config_file() {
+    let server = FakeVt::start(
+        FakeVtConfig::default()
+            .with_relationship("historical_whois", 8)
+            .with_relationship("comments", 8),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ips = public_ips(1);
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "relationships = [\"historical_whois\"]\nrelationship_limit = 3\n",
+    )
+    .unwrap();
+
+    let output = run(enrich(&server, dir.path(), &ips, "parquet")
+        .arg("--config")
+        .arg(&config));
+    assert_exit(&output, 0);
+    assert_eq!(
+        read_parquet(&table(dir.path(), "historical_whois")).num_rows(),
+        3
+    );
+
+    // The environment overrides the config file, and the command line overrides both.
+    let output = run(enrich(&server, dir.path(), &ips, "parquet")
+        .arg("--config")
+        .arg(&config)
+        .env("VT_ENRICH_RELATIONSHIPS", "comments")
+        .env("VT_ENRICH_RELATIONSHIP_LIMIT", "5"));
+    assert_exit(&output, 0);
+    assert_eq!(read_parquet(&table(dir.path(), "comments")).num_rows(), 5);
+
+    let output = run(enrich(&server, dir.path(), &ips, "parquet")
+        .arg("--config")
+        .arg(&config)
+        .env("VT_ENRICH_RELATIONSHIP_LIMIT", "5")
+        .args(["--relationship-limit", "7"]));
+    assert_exit(&output, 0);
+    assert_eq!(
+        read_parquet(&table(dir.path(), "historical_whois")).num_rows(),
+        7
+    );
+}
