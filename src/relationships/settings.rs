@@ -18,7 +18,7 @@ pub const DEFAULT_LIMIT: u32 = 10;
 /// a typing error than a plan.
 pub const MAX_LIMIT: u32 = 10_000;
 
-/// What to fetch and where to write it.
+/// Relationships to fetch and the tables to write them to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelationshipSettings {
     /// Distinct relationships in the order given.

@@ -2,16 +2,20 @@
 //! what it means.
 //!
 //! The relationships of an IP address return nine kinds of objects. Relationships that return
-//! the same kind share one set of columns. Attribute names follow VirusTotal's object
-//! references (docs.virustotal.com/reference: "Files", "Resolutions", "SSL Certificate",
-//! "Whois", "Comments", "Graphs", "URLs", "References", "Collections"); an attribute that an
-//! object lacks leaves its column null.
+//! the same kind share one set of columns. An attribute that an object lacks leaves its column
+//! null. The resolution, WHOIS and certificate attributes are those of the real responses in
+//! `tests/data/responses`. The URL, reference and collection attributes are those of the
+//! examples in VirusTotal's API reference (docs.virustotal.com/reference).
+//!
+//! NOTE: the file, comment and graph attribute names are VirusTotal's usual ones but were not
+//! checked against a real response; a name that differs leaves its column null and the value
+//! in `extra_attributes`.
 
 use crate::model::Relationship;
 
 use super::super::schema::Kind;
 
-/// How a column reads its JSON value.
+/// Parser of a column's JSON value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Read {
     Text,
@@ -34,7 +38,7 @@ impl Read {
     }
 }
 
-/// Where in an item a column's value is.
+/// Location of a column's value in an item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Path {
     /// `attributes.<key>`.

@@ -46,7 +46,7 @@ pub(super) fn split_item(raw: &RawValue, columns: &[Column]) -> Option<ItemParts
         match key.as_str() {
             "id" => keep_text(&mut parts.id, &mut extra, "id", value),
             "type" => keep_text(&mut parts.object_type, &mut extra, "type", value),
-            // The object's own URL adds nothing that the id does not say.
+            // The object's own URL adds nothing beyond the id.
             "links" => {}
             "error" => parts.error = Some(item_error(value)),
             "attributes" => match object_entries(value) {

@@ -147,7 +147,7 @@ impl RelatedTableBuilder {
         self.rows
     }
 
-    /// Whether no row was pushed since the last [`RelatedTableBuilder::finish`].
+    /// Returns whether no row was pushed since the last [`RelatedTableBuilder::finish`].
     pub fn is_empty(&self) -> bool {
         self.rows == 0
     }
