@@ -25,6 +25,8 @@ Options:
   --per-day N              requests per day per key, 0 for no limit [default: 0]
   --per-month N            requests per month per key, 0 for no limit [default: 0]
   --not-found IP           answer 404 for this address, repeatable
+  --relationship NAME=N    give every address N items of relationship NAME, repeatable
+  --enterprise             let the keys read the Enterprise-only relationships
   --mixed SEED             the standard fault mix on attempts 1-3 of each address
   --seed N                 seed of the rate-based faults below [default: 0]
   --server-error-rate P    probability of a 500/502/503/504 per attempt [default: 0]
@@ -48,6 +50,7 @@ struct Options {
     mixed_seed: Option<u64>,
     seed: u64,
     rates: FaultRates,
+    enterprise: bool,
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,9 @@ fn main() -> ExitCode {
         .iter()
         .map(|key| (key.clone(), options.quota))
         .collect();
+    if options.enterprise {
+        config.enterprise_keys = keys.iter().cloned().collect();
+    }
     config.faults = match options.mixed_seed {
         Some(seed) => FaultPolicy::mixed_with_stall(seed, options.rates.stall_for),
         None => FaultPolicy::rates(options.seed, options.rates),
@@ -113,6 +119,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Option<Option
         mixed_seed: None,
         seed: 0,
         rates: FaultRates::default(),
+        enterprise: false,
     };
 
     while let Some(flag) = args.next() {
@@ -134,6 +141,18 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Option<Option
                 let ip = value()?;
                 options.config = options.config.with_not_found(&ip);
             }
+            "--relationship" => {
+                let text = value()?;
+                let (name, items) = text.split_once('=').ok_or_else(|| {
+                    format!(
+                        "invalid value {text:?} for {flag}: expected NAME=N, such as resolutions=25"
+                    )
+                })?;
+                options.config = options
+                    .config
+                    .with_relationship(name, number(&flag, items)?);
+            }
+            "--enterprise" => options.enterprise = true,
             "--mixed" => options.mixed_seed = Some(number(&flag, &value()?)?),
             "--seed" => options.seed = number(&flag, &value()?)?,
             "--server-error-rate" => options.rates.server_error = rate(&flag, &value()?)?,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit::EXIT_CODES_HELP;
+use crate::model::Relationship;
 
 const ENRICH_EXAMPLES: &str = "\
 Examples:
@@ -19,6 +20,8 @@ Examples:
   Analyst (pipe a list, CSV for a spreadsheet):
     cat ips.txt | vt-enrich enrich -o lookups.csv
     vt-enrich enrich ips.txt -o - > lookups.csv
+  Pivot (the host names each address resolved to, in ips.resolutions.parquet):
+    vt-enrich enrich ips.txt -o ips.parquet --relationships resolutions
 
 The API key is read from --api-key-file, else VT_API_KEY, else `api_key` in the config file.
 Settings precedence: command line, VT_ENRICH_* environment variables, config file, built-in defaults.";
@@ -144,6 +147,36 @@ pub struct EnrichArgs {
 
     #[command(flatten)]
     pub cache: CacheArgs,
+
+    #[command(flatten)]
+    pub relationships: RelationshipArgs,
+}
+
+/// Options of the relationship tables.
+#[derive(Debug, Args)]
+pub struct RelationshipArgs {
+    /// Also fetch these relationships of every address whose lookup is `ok`, each into its own
+    /// table `<stem>.<relationship>.<ext>` next to --output (comma-separated). Without an
+    /// Enterprise key, downloaded_files, related_references, related_threat_actors and urls
+    /// get 403: that is reported once and the run goes on.
+    #[arg(
+        long,
+        value_name = "NAME,…",
+        value_enum,
+        value_delimiter = ',',
+        env = "VT_ENRICH_RELATIONSHIPS"
+    )]
+    pub relationships: Vec<Relationship>,
+
+    /// Items per address and relationship, fetched page by page with up to 40 per request.
+    /// Every page is one request [default: 10].
+    #[arg(long, value_name = "N", env = "VT_ENRICH_RELATIONSHIP_LIMIT")]
+    pub relationship_limit: Option<u32>,
+
+    /// Fetch only the type and id of related objects (`/relationships/{name}`), without their
+    /// attributes. Responses are smaller, and the number of requests is the same.
+    #[arg(long, env = "VT_ENRICH_DESCRIPTORS_ONLY")]
+    pub descriptors_only: bool,
 }
 
 /// Options of the answer cache.
@@ -349,6 +382,10 @@ pub struct SchemaArgs {
     /// Engine mode whose columns to list.
     #[arg(long, value_enum, default_value = "long")]
     pub engines: EnginesArg,
+
+    /// Also list the tables of these relationships (comma-separated).
+    #[arg(long, value_name = "NAME,…", value_enum, value_delimiter = ',')]
+    pub relationships: Vec<Relationship>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -83,6 +83,10 @@ pub struct ConfigFile {
     pub ca_cert: Option<PathBuf>,
     /// VirusTotal user ID for the quota endpoint. `--user-id` overrides it.
     pub user_id: Option<String>,
+    /// Relationship names, as `--relationships` takes them.
+    pub relationships: Option<Vec<String>>,
+    pub relationship_limit: Option<u32>,
+    pub descriptors_only: Option<bool>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
 }
@@ -138,7 +142,10 @@ impl ConfigFile {
             cache_path,
             max_age,
             ca_cert,
-            user_id
+            user_id,
+            relationships,
+            relationship_limit,
+            descriptors_only
         );
         self.profiles.extend(over.profiles);
         self
@@ -333,7 +340,7 @@ pub fn check_paths(inputs: &[PathBuf], output: &OutputSettings) -> Result<(), Co
 }
 
 /// Returns a path that is equal for two spellings of one file, whether it exists yet or not.
-fn file_identity(path: &Path) -> PathBuf {
+pub(crate) fn file_identity(path: &Path) -> PathBuf {
     if let Ok(canonical) = path.canonicalize() {
         return canonical;
     }

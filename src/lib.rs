@@ -6,6 +6,7 @@
 //! - [`flatten`]: turns each IP address object into one typed row and its engine rows;
 //! - [`output`]: writes Arrow batches as Parquet or CSV, atomically;
 //! - [`join`]: with `--join`, writes every input row with its answers beside it;
+//! - [`relationships`]: fetches relationships of the addresses found into one table each;
 //! - [`pipeline`]: wires the stages with bounded channels;
 //! - [`report`]: progress display and the final summary;
 //! - [`app`], [`cli`], [`config`], [`exit`], [`logging`]: the command-line program around them.
@@ -24,4 +25,5 @@ pub mod logging;
 pub mod model;
 pub mod output;
 pub mod pipeline;
+pub mod relationships;
 pub mod report;

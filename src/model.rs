@@ -142,3 +142,94 @@ impl Lookup {
         }
     }
 }
+
+/// A relationship of the IP address object, named as in the API path
+/// `/ip_addresses/{ip}/{relationship}`.
+///
+/// The list is the one of VirusTotal's IP address object reference
+/// (<https://docs.virustotal.com/reference/ip-object>, "Relationships").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Relationship {
+    Comments,
+    CommunicatingFiles,
+    DownloadedFiles,
+    Graphs,
+    HistoricalSslCertificates,
+    HistoricalWhois,
+    RelatedComments,
+    RelatedReferences,
+    RelatedThreatActors,
+    ReferrerFiles,
+    Resolutions,
+    Urls,
+}
+
+impl Relationship {
+    /// Every relationship, in the API reference's order.
+    pub const ALL: [Relationship; 12] = [
+        Relationship::Comments,
+        Relationship::CommunicatingFiles,
+        Relationship::DownloadedFiles,
+        Relationship::Graphs,
+        Relationship::HistoricalSslCertificates,
+        Relationship::HistoricalWhois,
+        Relationship::RelatedComments,
+        Relationship::RelatedReferences,
+        Relationship::RelatedThreatActors,
+        Relationship::ReferrerFiles,
+        Relationship::Resolutions,
+        Relationship::Urls,
+    ];
+
+    /// Returns the name used in the API path, the output file name and the `relationship`
+    /// column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relationship::Comments => "comments",
+            Relationship::CommunicatingFiles => "communicating_files",
+            Relationship::DownloadedFiles => "downloaded_files",
+            Relationship::Graphs => "graphs",
+            Relationship::HistoricalSslCertificates => "historical_ssl_certificates",
+            Relationship::HistoricalWhois => "historical_whois",
+            Relationship::RelatedComments => "related_comments",
+            Relationship::RelatedReferences => "related_references",
+            Relationship::RelatedThreatActors => "related_threat_actors",
+            Relationship::ReferrerFiles => "referrer_files",
+            Relationship::Resolutions => "resolutions",
+            Relationship::Urls => "urls",
+        }
+    }
+
+    /// Parses an API name such as `historical_whois`.
+    pub fn from_name(name: &str) -> Option<Relationship> {
+        Relationship::ALL
+            .into_iter()
+            .find(|relationship| relationship.as_str() == name)
+    }
+
+    /// Returns the valid names joined with `, `, for error messages.
+    pub fn names() -> String {
+        Relationship::ALL.map(Relationship::as_str).join(", ")
+    }
+
+    /// Whether the API serves this relationship only to VirusTotal Enterprise (premium) keys;
+    /// other keys get 403 `ForbiddenError`. The reference marks these with a lock and "only
+    /// available for Premium API users", as on
+    /// <https://gtidocs.virustotal.com/reference/ip-downloaded_files>.
+    pub fn needs_enterprise(self) -> bool {
+        matches!(
+            self,
+            Relationship::DownloadedFiles
+                | Relationship::RelatedReferences
+                | Relationship::RelatedThreatActors
+                | Relationship::Urls
+        )
+    }
+}
+
+impl fmt::Display for Relationship {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

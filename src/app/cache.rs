@@ -63,6 +63,11 @@ fn print_stats(cache: &Cache, json: bool) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
+        "pages            {} of relationship lists",
+        stats.relationship_pages
+    )?;
+    writeln!(
+        out,
         "fetched          {} .. {}",
         time(stats.oldest_fetched_at),
         time(stats.newest_fetched_at)

@@ -88,6 +88,8 @@ fn run_async<F: std::future::Future<Output = anyhow::Result<ExitStatus>>>(
 async fn enrich(args: EnrichArgs, file: ConfigFile, quiet: bool) -> anyhow::Result<ExitStatus> {
     let output = config::output_settings(&args.output, &file)?;
     config::check_paths(&args.inputs, &output)?;
+    let relationships =
+        crate::relationships::resolve(&args.relationships, &file, &output, &args.inputs)?;
     let mut input = InputOptions {
         paths: args.inputs.clone(),
         columns: args.columns.clone(),
@@ -160,6 +162,7 @@ async fn enrich(args: EnrichArgs, file: ConfigFile, quiet: bool) -> anyhow::Resu
         window,
         per_minute,
         join,
+        relationships,
     };
 
     watch_signals(halt.clone());

@@ -6,8 +6,10 @@ use crate::cli::{SchemaArgs, SchemaFormatArg};
 use crate::config;
 use crate::exit::ExitStatus;
 use crate::flatten;
+use crate::flatten::related::related_columns;
 
-/// Prints the columns of the main table and, in `long` mode, of the engines table.
+/// Prints the columns of the main table, of the engines table in `long` mode, and of the
+/// relationship tables named by `--relationships`.
 pub fn print_schema(args: &SchemaArgs) -> anyhow::Result<ExitStatus> {
     let mode = config::schema_engines(args.engines);
     let main = flatten::main_columns(mode);
@@ -23,6 +25,13 @@ pub fn print_schema(args: &SchemaArgs) -> anyhow::Result<ExitStatus> {
                     serde_json::json!({"table": "engines", "columns": columns_json(&engines)}),
                 );
             }
+            for relationship in &args.relationships {
+                let columns = related_columns(*relationship);
+                tables.push(serde_json::json!({
+                    "table": relationship.as_str(),
+                    "columns": columns_json(&columns),
+                }));
+            }
             serde_json::to_writer_pretty(&mut out, &tables)?;
             writeln!(out)?;
         }
@@ -31,6 +40,11 @@ pub fn print_schema(args: &SchemaArgs) -> anyhow::Result<ExitStatus> {
             if mode == flatten::EnginesMode::Long {
                 writeln!(out)?;
                 write_columns(&mut out, "engines table (<stem>.engines.<ext>)", &engines)?;
+            }
+            for relationship in &args.relationships {
+                writeln!(out)?;
+                let title = format!("{relationship} table (<stem>.{relationship}.<ext>)");
+                write_columns(&mut out, &title, &related_columns(*relationship))?;
             }
         }
     }

@@ -10,6 +10,9 @@
 //! [`KeyHash`]). The ledger makes daily, monthly and per-minute budgets hold across runs and
 //! across processes sharing the file.
 //!
+//! Pages of relationship lists are stored the same way, keyed by the request that fetched them
+//! (see [`Cache::get_page`]).
+//!
 //! The fetch stage calls [`Cache::get`] before a lookup, [`Cache::reserve_request`] before every
 //! request (retries included) and [`Cache::put`] after each answer. `vt-enrich cache` calls
 //! [`Cache::stats`], [`Cache::export`] and [`Cache::prune`].
@@ -30,6 +33,7 @@
 mod error;
 mod export;
 mod ledger;
+mod pages;
 mod schema;
 mod store;
 
@@ -46,6 +50,7 @@ use rusqlite::Connection;
 
 pub use error::CacheError;
 pub use ledger::{Budgets, KeyHash, Reservation, Usage};
+pub use pages::{CachedPage, PageForm, PageKey};
 pub use store::{CacheStats, KeyUsage};
 
 use error::SqliteResultExt;

@@ -193,6 +193,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), CacheError> {
         .during(path, OPERATION)?;
         tracing::info!(path = %path.display(), version, "migrated cache schema");
     }
+    super::pages::create_table_if_missing(&tx).during(path, OPERATION)?;
 
     tx.commit().during(path, OPERATION)?;
     Ok(())

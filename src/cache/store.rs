@@ -15,7 +15,7 @@ use super::{Cache, CachedAnswer, CachedStatus, Connected, from_micros, micros_be
 
 /// zstd level for bodies. Level 3 (zstd's default) shrank real 11 kB and 23 kB responses 7 and
 /// 10 times, and a whole `put` of the 23 kB one took about 150 µs.
-const ZSTD_LEVEL: i32 = 3;
+pub(super) const ZSTD_LEVEL: i32 = 3;
 
 /// Rows deleted per transaction by [`Cache::prune`]. A batch held the write lock for about
 /// 15 ms in a release build, so other processes keep working during a prune.
@@ -37,6 +37,8 @@ pub struct CacheStats {
     pub ok: u64,
     /// Answers with status `not_found`.
     pub not_found: u64,
+    /// Stored pages of relationship lists, over all API roots.
+    pub relationship_pages: u64,
     /// Fetch time of the oldest answer, `None` when the cache is empty.
     pub oldest_fetched_at: Option<DateTime<Utc>>,
     /// Fetch time of the newest answer, `None` when the cache is empty.
@@ -71,7 +73,7 @@ pub struct KeyUsage {
 /// Returns the id of `url` in `api_roots`, from `known` when possible, and inserts the URL
 /// when `create` is set. With `create`, the caller must be inside a transaction and may add the
 /// id to `known` only after it commits.
-fn root_id(
+pub(super) fn root_id(
     conn: &Connection,
     known: &HashMap<String, i64>,
     url: &str,
@@ -92,7 +94,7 @@ fn root_id(
 }
 
 /// Strips trailing slashes from an API root, so `…/api/v3` and `…/api/v3/` share entries.
-fn normalize_root(api_url: &str) -> &str {
+pub(super) fn normalize_root(api_url: &str) -> &str {
     api_url.trim_end_matches('/')
 }
 
@@ -244,9 +246,10 @@ impl Cache {
         Ok(())
     }
 
-    /// Deletes the answers fetched `older_than` or longer before `now` (exactly those that
-    /// [`Cache::get`] with that `max_age` no longer returns), then gives the freed pages back to
-    /// the file system. Returns the number of answers deleted.
+    /// Deletes the answers and relationship pages fetched `older_than` or longer before `now`
+    /// (exactly those that [`Cache::get`] and [`Cache::get_page`] with that `max_age` no longer
+    /// return), then gives the freed pages back to the file system. Returns the number of
+    /// answers and relationship pages deleted.
     ///
     /// Deletes in batches of short transactions, so concurrent runs keep working meanwhile.
     pub fn prune(&self, older_than: Duration, now: DateTime<Utc>) -> Result<u64, CacheError> {
@@ -273,6 +276,7 @@ impl Cache {
                 break;
             }
         }
+        deleted += self.prune_pages(older_than, now, PRUNE_BATCH_ROWS)?;
 
         self.vacuum_free_pages()?;
         tracing::info!(path = %self.path.display(), deleted, "pruned cache");
@@ -363,6 +367,11 @@ impl Cache {
             )
             .during(path, OPERATION)?;
 
+        let relationship_pages: i64 = tx
+            .query_row("SELECT COUNT(*) FROM relationship_pages", [], |row| {
+                row.get(0)
+            })
+            .during(path, OPERATION)?;
         let page_size: i64 = tx
             .pragma_query_value(None, "page_size", |row| row.get(0))
             .during(path, OPERATION)?;
@@ -399,6 +408,7 @@ impl Cache {
             entries: entries as u64,
             ok: ok as u64,
             not_found: not_found as u64,
+            relationship_pages: relationship_pages as u64,
             oldest_fetched_at: oldest,
             newest_fetched_at: newest,
             compressed_bytes: compressed_bytes as u64,

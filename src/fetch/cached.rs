@@ -35,6 +35,16 @@ impl CacheLayer {
         &self.cache
     }
 
+    /// Returns the API root that entries are stored under.
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    /// Returns the age past which entries are not reused (`--max-age`).
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
     /// Returns the cached answer for `ip`, if there is one young enough. A cache that cannot be
     /// read is logged and treated as a miss, so the run goes on against the API.
     pub async fn get(&self, ip: &IpAddr) -> Option<Lookup> {
@@ -123,7 +133,7 @@ fn answer_from(lookup: &Lookup) -> Option<CachedAnswer> {
     }
 }
 
-fn describe_age(age: Duration) -> String {
+pub(crate) fn describe_age(age: Duration) -> String {
     let seconds = age.as_secs();
     if seconds.is_multiple_of(86_400) {
         format!("{} days", seconds / 86_400)

@@ -97,7 +97,7 @@ struct ErrorDetail {
     message: Option<String>,
 }
 
-/// HTTP client for the IP address endpoint. Cheap to share: one connection pool for the run.
+/// HTTP client for the API's GET endpoints. Cheap to share: one connection pool for the run.
 pub struct ApiClient {
     http: reqwest::Client,
     settings: ClientSettings,
@@ -140,11 +140,16 @@ impl ApiClient {
         format!("{}/ip_addresses/{}", self.settings.api_url, ip)
     }
 
-    /// Sends one `GET /ip_addresses/{ip}` and reads the answer.
-    pub async fn get_ip_address(&self, ip: &IpAddr) -> Attempt {
+    /// Returns the API root, without a trailing slash.
+    pub fn api_url(&self) -> &str {
+        &self.settings.api_url
+    }
+
+    /// Sends one `GET url` (a URL under the API root) and reads the answer.
+    pub async fn get(&self, url: &str) -> Attempt {
         let request = self
             .http
-            .get(self.ip_url(ip))
+            .get(url)
             .header("x-apikey", self.key_header.clone());
 
         let mut response = match request.send().await {

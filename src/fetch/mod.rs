@@ -135,70 +135,96 @@ impl Fetcher {
         self.pacer.stopped()
     }
 
+    /// Returns the API root that request URLs start with.
+    pub fn api_url(&self) -> &str {
+        self.client.api_url()
+    }
+
     /// Looks up one address until it reaches a final status.
     pub async fn lookup(&self, ip: IpAddr) -> Result<Lookup, FetchError> {
+        let url = self.client.ip_url(&ip);
+        match self.request(&ip, OBJECT_REQUEST, &url).await {
+            Settled::Final {
+                attempt,
+                class: Class::Success,
+                slot,
+            } => Ok(self.commit(ok_lookup(&ip, attempt), &ip, slot).await),
+            Settled::Final {
+                attempt,
+                class: Class::NotFound,
+                slot,
+            } => {
+                let lookup = error_lookup(&ip, Status::NotFound, &attempt, None);
+                Ok(self.commit(lookup, &ip, slot).await)
+            }
+            Settled::Final { attempt, .. } => {
+                warn!(%ip, reason = %describe(&attempt), "request rejected; not retrying");
+                Ok(error_lookup(&ip, Status::Failed, &attempt, None))
+            }
+            Settled::Exhausted { attempt, attempts } => {
+                Ok(error_lookup(&ip, Status::Failed, &attempt, Some(attempts)))
+            }
+            Settled::Unauthorized(stop) => Err(FetchError::Unauthorized(stop)),
+            Settled::Stopped(stop) => stopped_lookup(&ip, stop),
+        }
+    }
+
+    /// Sends `GET url` for `ip`, retrying until the response is final, with the same pacing,
+    /// quotas, budgets, ledger and retries for every kind of request. `request` names what is
+    /// fetched (`ip_address`, or a relationship) in the log lines.
+    ///
+    /// A final response comes back with its concurrency slot still held, so the caller can
+    /// commit it to the cache before another request starts.
+    pub async fn request(&self, ip: &IpAddr, request: &str, url: &str) -> Settled<'_> {
         let mut retries = 0u32;
         let mut throttled = 0u32;
 
         loop {
-            let (attempt, slot) = match self.attempt(&ip).await {
+            let (attempt, slot) = match self.attempt(ip, request, url).await {
                 Ok(attempt) => attempt,
-                Err(stop) => return stopped_lookup(&ip, stop),
+                Err(stop) => return Settled::Stopped(stop),
             };
 
-            match classify(&attempt) {
-                Class::Success => {
-                    let lookup = ok_lookup(&ip, attempt);
-                    return Ok(self.commit(lookup, &ip, slot).await);
-                }
-                Class::NotFound => {
-                    let lookup = error_lookup(&ip, Status::NotFound, &attempt, None);
-                    return Ok(self.commit(lookup, &ip, slot).await);
-                }
-                Class::Rejected => {
-                    warn!(%ip, reason = %describe(&attempt), "request rejected; not retrying");
-                    return Ok(error_lookup(&ip, Status::Failed, &attempt, None));
+            let class = classify(&attempt);
+            match class {
+                Class::Success | Class::NotFound | Class::Rejected => {
+                    return Settled::Final {
+                        attempt,
+                        class,
+                        slot,
+                    };
                 }
                 Class::Unauthorized => {
-                    let stop = self.stopped().unwrap_or(Stop::Cancelled);
-                    return Err(FetchError::Unauthorized(stop));
+                    return Settled::Unauthorized(self.stopped().unwrap_or(Stop::Cancelled));
                 }
-                Class::TlsCertificate => {
-                    let stop = self.stopped().unwrap_or(Stop::Cancelled);
-                    return Err(FetchError::TlsCertificate(stop));
-                }
-                Class::ProxyAuth => {
-                    let stop = self.stopped().unwrap_or(Stop::Cancelled);
-                    return Err(FetchError::ProxyAuth(stop));
+                // The whole run stops; `stopped_lookup` turns the stop into the run's error.
+                Class::TlsCertificate | Class::ProxyAuth => {
+                    return Settled::Stopped(self.stopped().unwrap_or(Stop::Cancelled));
                 }
                 Class::Throttled => {
                     throttled += 1;
-                    // The shared probe paces and ends a run of 429s. This cap only bounds an
-                    // address that keeps meeting short bursts of 429 between successes.
+                    // The shared probe paces and ends a run of 429s. This cap only bounds a
+                    // request that keeps meeting short bursts of 429 between successes.
                     if throttled > self.retry.max_retries.saturating_mul(4).max(8) {
-                        error!(%ip, attempts = retries + throttled, "lookup failed after repeated 429 responses; not retrying");
-                        return Ok(error_lookup(
-                            &ip,
-                            Status::Failed,
-                            &attempt,
-                            Some(retries + throttled),
-                        ));
+                        error!(%ip, request, attempts = retries + throttled, "request failed after repeated 429 responses; not retrying");
+                        return Settled::Exhausted {
+                            attempt,
+                            attempts: retries + throttled,
+                        };
                     }
-                    warn!(%ip, reason = %describe(&attempt), "429 response; waiting for the shared quota probe");
+                    warn!(%ip, request, reason = %describe(&attempt), "429 response; waiting for the shared quota probe");
                 }
                 Class::Retryable => {
                     retries += 1;
                     if retries > self.retry.max_retries {
-                        error!(%ip, attempts = retries + throttled, reason = %describe(&attempt), "lookup failed; retries exhausted");
-                        return Ok(error_lookup(
-                            &ip,
-                            Status::Failed,
-                            &attempt,
-                            Some(retries + throttled),
-                        ));
+                        error!(%ip, request, attempts = retries + throttled, reason = %describe(&attempt), "request failed; retries exhausted");
+                        return Settled::Exhausted {
+                            attempt,
+                            attempts: retries + throttled,
+                        };
                     }
                     let wait = self.retry.backoff(retries);
-                    warn!(%ip, retry = retries, wait_ms = wait.as_millis() as u64, reason = %describe(&attempt), "retrying");
+                    warn!(%ip, request, retry = retries, wait_ms = wait.as_millis() as u64, reason = %describe(&attempt), "retrying");
                     // A stop during the wait ends it; the next admission then reports the stop.
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -221,14 +247,19 @@ impl Fetcher {
 
     /// Sends one request once a concurrency slot and the pacer allow it, and returns the
     /// answer with the slot still held.
-    async fn attempt(&self, ip: &IpAddr) -> Result<(Attempt, SemaphorePermit<'_>), Stop> {
+    async fn attempt(
+        &self,
+        ip: &IpAddr,
+        request: &str,
+        url: &str,
+    ) -> Result<(Attempt, SemaphorePermit<'_>), Stop> {
         // `acquire` fails only on a closed semaphore, and this one is never closed.
         let slot = self.slots.acquire().await.map_err(|_| Stop::Cancelled)?;
         let admission = self.pacer.admit().await?;
 
-        debug!(%ip, "sending request");
+        debug!(%ip, request, "sending request");
         let attempt = tokio::select! {
-            attempt = self.client.get_ip_address(ip) => attempt,
+            attempt = self.client.get(url) => attempt,
             _ = self.interrupt.cancelled() => {
                 self.pacer.record(admission, Class::Retryable, None);
                 return Err(self.stopped().unwrap_or(Stop::Cancelled));
@@ -239,7 +270,7 @@ impl Fetcher {
         if class == Class::Unauthorized
             && let Attempt::ApiError { code, message, .. } = &attempt
         {
-            error!(%ip, code = code.as_deref().unwrap_or(""), "the API rejected the key; stopping the run");
+            error!(%ip, request, code = code.as_deref().unwrap_or(""), "the API rejected the key; stopping the run");
             self.pacer.halt_with(Stop::Unauthorized {
                 code: code.clone(),
                 message: message.clone(),
@@ -265,6 +296,28 @@ impl Fetcher {
         self.pacer.record(admission, class, code);
         Ok((attempt, slot))
     }
+}
+
+/// Name of the IP address object request in log lines.
+const OBJECT_REQUEST: &str = "ip_address";
+
+/// Outcome of one request, once its retries are over.
+pub enum Settled<'a> {
+    /// A final HTTP response: 200 with a JSON body, VirusTotal's 404 `NotFoundError`, or a
+    /// status that a retry would not change (400, 403). The concurrency slot is held until
+    /// `slot` is dropped.
+    Final {
+        attempt: Attempt,
+        class: Class,
+        slot: SemaphorePermit<'a>,
+    },
+    /// Every attempt failed; `attempts` counts them all, and `attempt` is the last one.
+    Exhausted { attempt: Attempt, attempts: u32 },
+    /// The API rejected the key; the whole run stops.
+    Unauthorized(Stop),
+    /// The stage stopped sending before a final response: a spent budget, a persistent 429,
+    /// a failed ledger, or an interrupt.
+    Stopped(Stop),
 }
 
 /// Returns the row of an address that the stage stopped before looking up.
@@ -311,6 +364,16 @@ fn error_lookup(ip: &IpAddr, status: Status, attempt: &Attempt, attempts: Option
     lookup.source = Some(AnswerSource::Api);
     lookup.fetched_at = Some(Utc::now());
 
+    let (code, message) = error_parts(attempt, attempts);
+    lookup.error_code = Some(code);
+    lookup.error_message = Some(message);
+    lookup
+}
+
+/// Returns the error code and message of a failed attempt: VirusTotal's own when the body had
+/// them, else `HTTP<status>` or the local code of a transport failure. `attempts`, when given,
+/// is appended to the message.
+pub(crate) fn error_parts(attempt: &Attempt, attempts: Option<u32>) -> (String, String) {
     let (code, message) = match attempt {
         Attempt::ApiError {
             status,
@@ -335,17 +398,15 @@ fn error_lookup(ip: &IpAddr, status: Status, attempt: &Attempt, attempts: Option
         }
         Attempt::Success { .. } => (String::new(), String::new()),
     };
-
-    lookup.error_code = Some(code);
-    lookup.error_message = Some(match attempts {
+    let message = match attempts {
         Some(attempts) => format!("{message} (after {attempts} attempts)"),
         None => message,
-    });
-    lookup
+    };
+    (code, message)
 }
 
 /// Describes an attempt for a log line.
-fn describe(attempt: &Attempt) -> String {
+pub(crate) fn describe(attempt: &Attempt) -> String {
     match attempt {
         Attempt::Success { .. } => "ok".to_string(),
         Attempt::ApiError {

@@ -20,6 +20,7 @@ mod certificate;
 mod document;
 mod engines;
 mod json;
+pub mod related;
 mod schema;
 
 use chrono::{DateTime, Utc};

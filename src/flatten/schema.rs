@@ -46,7 +46,7 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn data_type(self) -> DataType {
+    pub(super) fn data_type(self) -> DataType {
         match self {
             Kind::Utf8 => DataType::Utf8,
             Kind::Int8 => DataType::Int8,
@@ -58,7 +58,7 @@ impl Kind {
         }
     }
 
-    fn describe(self) -> &'static str {
+    pub(super) fn describe(self) -> &'static str {
         match self {
             Kind::Utf8 => "utf8",
             Kind::Int8 => "int8",
@@ -324,12 +324,12 @@ const ENGINE_COLUMNS: &[(&str, Kind, &str)] = &[
     ),
 ];
 
-fn field(name: &str, kind: Kind, doc: &str) -> Field {
+pub(super) fn field(name: &str, kind: Kind, doc: &str) -> Field {
     let metadata = HashMap::from([(FIELD_DOC_KEY.to_string(), doc.to_string())]);
     Field::new(name, kind.data_type(), true).with_metadata(metadata)
 }
 
-fn column_doc(name: &str, kind: Kind, doc: &str) -> ColumnDoc {
+pub(super) fn column_doc(name: &str, kind: Kind, doc: &str) -> ColumnDoc {
     ColumnDoc {
         name: name.to_string(),
         data_type: kind.describe().to_string(),

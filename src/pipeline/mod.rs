@@ -30,8 +30,9 @@ use crate::fetch::{FetchError, Resolver};
 use crate::flatten::{self, FlatRecord};
 use crate::input::{self, InputOptions, InputStats};
 use crate::join;
-use crate::model::{AnswerSource, InputItem, Lookup, Status};
+use crate::model::{InputItem, Lookup, Status};
 use crate::output::OutputTarget;
+use crate::relationships;
 use crate::report::Tally;
 use crate::report::progress::{self, ProgressMode};
 use crate::report::summary::{InputSummary, RunSummary};
@@ -52,23 +53,8 @@ pub struct EnrichRun {
     pub per_minute: Option<std::num::NonZeroU32>,
     /// Write every input row with its answers (`--join`) instead of one row per address.
     pub join: bool,
-}
-
-/// The form in which the lookup loop hands over each answer.
-trait Answer: Send + 'static {
-    fn from_lookup(lookup: Lookup) -> Self;
-    fn status(&self) -> (Status, Option<AnswerSource>);
-}
-
-impl Answer for FlatRecord {
-    /// Flattening runs here, inside the lookup's task, so it uses the runtime's worker threads.
-    fn from_lookup(lookup: Lookup) -> Self {
-        flatten::flatten(lookup)
-    }
-
-    fn status(&self) -> (Status, Option<AnswerSource>) {
-        (self.status, self.source)
-    }
+    /// Relationship tables to write next to the output, with `--relationships`.
+    pub relationships: Option<crate::relationships::RelationshipSettings>,
 }
 
 /// The output side of a run: the writer thread, or the join spool.
@@ -109,6 +95,8 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     } else {
         Outlet::Rows(Sink::open(&run.output)?)
     };
+    let mut related =
+        relationships::Stage::start(run.relationships.as_ref(), &resolver, run.window)?;
 
     let progress_stop = CancellationToken::new();
     let progress_task = {
@@ -126,32 +114,19 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     // the writer (or to the join spool), then finish the output.
     let (input_tx, input_rx) = tokio::sync::mpsc::channel(INPUT_CHANNEL);
     let reader = input::spawn_reader(run.input.clone(), input_tx);
-    let flow = match &outlet {
-        Outlet::Rows(sink) => {
-            let rows = sink.sender();
-            drive(
-                input_rx,
-                resolver.clone(),
-                rows,
-                tally.clone(),
-                run.window,
-                &halt,
-            )
-            .await
-        }
-        Outlet::Spool(spool) => {
-            let answers = spool.sender();
-            drive(
-                input_rx,
-                resolver.clone(),
-                answers,
-                tally.clone(),
-                run.window,
-                &halt,
-            )
-            .await
-        }
+    let rows = match &outlet {
+        Outlet::Rows(sink) => sink.sender(),
+        Outlet::Spool(spool) => spool.sender(),
     };
+    let flow = drive(
+        input_rx,
+        resolver.clone(),
+        relationships::tee(related.as_mut(), rows),
+        tally.clone(),
+        run.window,
+        &halt,
+    )
+    .await;
 
     let input_result = join_reader(reader, matches!(flow, Flow::Interrupted)).await?;
     tally.input_done.store(true, Ordering::Relaxed);
@@ -167,6 +142,7 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
             .context("cannot write the output"),
         Outlet::Spool(spool) => spool.close().await.map(Some),
     };
+    let related = relationships::close(related, commit).await;
     progress_stop.cancel();
     let _ = progress_task.await;
 
@@ -179,6 +155,7 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
         Flow::SinkFailed | Flow::Finished | Flow::Interrupted => {}
     }
     let store = closed?;
+    let related = related.context("cannot write the relationship tables")?;
     let input_stats = match input_result {
         Ok(stats) => stats,
         Err(source) => {
@@ -205,8 +182,12 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
         }
     }
 
-    let status = exit_status(&tally, &flow, resolver.stopped());
+    let mut status = exit_status(&tally, &flow, resolver.stopped());
+    if related.as_ref().is_some_and(|related| related.incomplete()) {
+        status = ExitStatus::Partial;
+    }
     let mut summary = RunSummary::new(status, &tally.snapshot(), started.elapsed());
+    summary.relationships = related;
     summary.rows_written = rows_written;
     if output_written {
         summary.output = describe_target(&run.output.target);
@@ -269,10 +250,10 @@ enum Flow {
 }
 
 /// Runs every input item through its lookup and hands the rows, in input order, to the writer.
-async fn drive<A: Answer>(
+async fn drive(
     input_rx: tokio::sync::mpsc::Receiver<InputItem>,
     resolver: Arc<Resolver>,
-    answers: mpsc::Sender<A>,
+    rows: mpsc::Sender<FlatRecord>,
     tally: Arc<Tally>,
     window: usize,
     halt: &CancellationToken,
@@ -286,7 +267,7 @@ async fn drive<A: Answer>(
             counted.queued.fetch_add(1, Ordering::Relaxed);
             let resolver = resolver.clone();
             // Spawning puts the flattening of each document on the runtime's worker threads.
-            tokio::spawn(async move { resolve_item::<A>(item, &resolver).await })
+            tokio::spawn(async move { resolve_item(item, &resolver).await })
         })
         .buffered(window.max(1));
     futures::pin_mut!(lookups);
@@ -301,17 +282,16 @@ async fn drive<A: Answer>(
             }
         };
 
-        let answer = match result {
-            Ok(answer) => answer,
+        let record = match result {
+            Ok(record) => record,
             Err(FetchError::Interrupted) => continue,
             Err(FetchError::Unauthorized(stop)) => return Flow::Unauthorized(stop.describe()),
             Err(FetchError::TlsCertificate(stop)) => return Flow::TlsCertificate(stop.describe()),
             Err(FetchError::ProxyAuth(stop)) => return Flow::ProxyAuth(stop.describe()),
         };
 
-        let (status, source) = answer.status();
-        tally.record(status, source);
-        if answers.send(answer).await.is_err() {
+        tally.record(record.status, record.source);
+        if rows.send(record).await.is_err() {
             return Flow::SinkFailed;
         }
     }
@@ -349,11 +329,9 @@ async fn join_reader(
         .map_err(|_| anyhow::anyhow!("the input thread panicked"))
 }
 
-/// Turns one input item into its answer, in the form the destination wants.
-async fn resolve_item<A: Answer>(
-    item: InputItem,
-    resolver: &Arc<Resolver>,
-) -> Result<A, FetchError> {
+/// Turns one input item into its flattened row. Flattening runs here, inside the lookup's task,
+/// so it uses the runtime's worker threads.
+async fn resolve_item(item: InputItem, resolver: &Arc<Resolver>) -> Result<FlatRecord, FetchError> {
     let lookup = match item {
         InputItem::Lookup { ip, .. } => resolver.resolve(ip).await?,
         InputItem::Skipped {
@@ -367,7 +345,7 @@ async fn resolve_item<A: Answer>(
             reason,
         } => invalid(raw, &location.to_string(), &reason),
     };
-    Ok(A::from_lookup(lookup))
+    Ok(flatten::flatten(lookup))
 }
 
 fn skipped(ip: &IpAddr, location: &str, reason: &str) -> Lookup {

@@ -34,6 +34,9 @@ pub struct RunSummary {
     /// Why fetching stopped early, if it did.
     pub stop_reason: Option<String>,
     pub interrupted: bool,
+    /// The relationship tables, with `--relationships`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relationships: Option<crate::relationships::RelationshipsSummary>,
 }
 
 /// Counts from the input stage.
@@ -73,6 +76,7 @@ impl RunSummary {
             input: InputSummary::default(),
             stop_reason: None,
             interrupted: false,
+            relationships: None,
         }
     }
 
@@ -104,6 +108,9 @@ impl RunSummary {
             dup = self.input.duplicate_values,
             blank = self.input.blank_values,
         );
+        if let Some(relationships) = &self.relationships {
+            text.push_str(&relationships.render());
+        }
         if let Some(reason) = &self.stop_reason {
             text.push_str(&format!("\n  stopped sending: {reason}"));
         }

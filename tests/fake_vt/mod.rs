@@ -1,8 +1,10 @@
 //! A fake VirusTotal API v3 server for tests and benchmarks.
 //!
 //! [`FakeVt::start`] listens on 127.0.0.1 and serves, over plain HTTP/1.1 with
-//! keep-alive, `GET /api/v3/ip_addresses/{ip}` and
-//! `GET /api/v3/users/{id}/overall_quotas`. It authenticates the `x-apikey`
+//! keep-alive, `GET /api/v3/ip_addresses/{ip}`, the address's relationship
+//! lists page by page (`/ip_addresses/{ip}/{relationship}` and
+//! `/ip_addresses/{ip}/relationships/{relationship}`, see [`relationships`])
+//! and `GET /api/v3/users/{id}/overall_quotas`. It authenticates the `x-apikey`
 //! header and enforces per-key quotas: a sliding 60-second window plus daily
 //! and monthly budgets. It gzip-compresses 200 bodies for clients that request
 //! it the way VirusTotal requires. A [`FaultPolicy`] chooses faults per
@@ -25,6 +27,7 @@
 mod document;
 mod fault;
 mod http;
+pub mod relationships;
 mod server;
 mod state;
 
@@ -38,6 +41,7 @@ use tokio::sync::watch;
 
 pub use document::{DocumentFacts, document_facts, expected_document, expected_document_bytes};
 pub use fault::{Fault, FaultPolicy, FaultRates, RequestInfo};
+pub use relationships::{ENTERPRISE_ONLY, RELATIONSHIPS, encode_cursor, expected_related_item};
 pub use state::{KeyQuota, QuotaRejections, QuotaWindow, RequestRecord, Stats};
 
 /// The API key that [`FakeVtConfig::default`] accepts.
@@ -72,10 +76,25 @@ pub struct FakeVtConfig {
     /// Maximum number of [`RequestRecord`]s kept in [`Stats::requests`]. Past
     /// it requests are only counted, so long benchmarks keep memory bounded.
     pub max_recorded_requests: usize,
+    /// Items every address has, per relationship name. Relationships not
+    /// listed have an empty list.
+    pub relationship_items: HashMap<String, usize>,
+    /// Most items on one relationship page, whatever `limit` asks for.
+    pub relationship_page_cap: usize,
+    /// Positions (0-based) of items that come back as an error in place of
+    /// the object, per relationship name.
+    pub relationship_item_errors: HashMap<String, HashSet<usize>>,
+    /// Keys that may read the Enterprise-only relationships
+    /// ([`ENTERPRISE_ONLY`]); every other key gets 403 `ForbiddenError`.
+    pub enterprise_keys: HashSet<String>,
+    /// Leaves `meta` out of relationship pages, so the next cursor is only in
+    /// `links.next`.
+    pub cursor_in_links_only: bool,
 }
 
 impl Default for FakeVtConfig {
-    /// [`TEST_KEY`] without quota, no faults, no latency, any free port.
+    /// [`TEST_KEY`] without quota, no faults, no latency, any free port, empty
+    /// relationship lists and pages of at most 10 items.
     fn default() -> Self {
         FakeVtConfig {
             port: 0,
@@ -88,6 +107,11 @@ impl Default for FakeVtConfig {
             quota_minute: Duration::from_secs(60),
             worker_threads: 2,
             max_recorded_requests: 100_000,
+            relationship_items: HashMap::new(),
+            relationship_page_cap: 10,
+            relationship_item_errors: HashMap::new(),
+            enterprise_keys: HashSet::new(),
+            cursor_in_links_only: false,
         }
     }
 }
@@ -137,6 +161,40 @@ impl FakeVtConfig {
 
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
+        self
+    }
+
+    /// Gives every address `items` items of `relationship`.
+    pub fn with_relationship(mut self, relationship: &str, items: usize) -> Self {
+        self.relationship_items
+            .insert(relationship.to_string(), items);
+        self
+    }
+
+    /// Sets the most items on one relationship page.
+    pub fn with_relationship_page_cap(mut self, cap: usize) -> Self {
+        self.relationship_page_cap = cap;
+        self
+    }
+
+    /// Makes item `position` of `relationship` come back as an error.
+    pub fn with_item_error(mut self, relationship: &str, position: usize) -> Self {
+        self.relationship_item_errors
+            .entry(relationship.to_string())
+            .or_default()
+            .insert(position);
+        self
+    }
+
+    /// Lets `key` read the Enterprise-only relationships.
+    pub fn with_enterprise_key(mut self, key: &str) -> Self {
+        self.enterprise_keys.insert(key.to_string());
+        self
+    }
+
+    /// Puts the next cursor only in `links.next`, with no `meta`.
+    pub fn with_cursor_in_links_only(mut self) -> Self {
+        self.cursor_in_links_only = true;
         self
     }
 }

@@ -15,6 +15,7 @@ use super::FakeVtConfig;
 use super::document::expected_document_bytes;
 use super::fault::{Fault, RequestInfo};
 use super::http::{self, ReadError, Request, Response};
+use super::relationships::{self, PageQuery};
 use super::state::{QuotaState, QuotaWindow, RequestRecord, Stats};
 
 /// Allowances reported for a window without a limit: the values that
@@ -351,23 +352,53 @@ fn count_delivery(shared: &Shared, slot: RecordSlot, success_ip: Option<&str>, c
 /// Endpoints this server implements, after the `/api/v3` prefix.
 enum Route {
     IpAddress { text: String },
+    Relationship { text: String, query: PageQuery },
     OverallQuotas,
     Unknown,
 }
 
 fn route(target: &str) -> Route {
-    let path = target.split('?').next().unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let Some(rest) = path.strip_prefix("/api/v3/") else {
         return Route::Unknown;
     };
+    let decode = |text: &str| http::percent_decode(text).unwrap_or_else(|| text.to_string());
     let segments: Vec<&str> = rest.split('/').collect();
     match segments.as_slice() {
-        ["ip_addresses", ip] => Route::IpAddress {
-            text: http::percent_decode(ip).unwrap_or_else(|| (*ip).to_string()),
+        ["ip_addresses", ip] => Route::IpAddress { text: decode(ip) },
+        ["ip_addresses", ip, relationship] => Route::Relationship {
+            text: decode(ip),
+            query: page_query(relationship, false, query),
+        },
+        ["ip_addresses", ip, "relationships", relationship] => Route::Relationship {
+            text: decode(ip),
+            query: page_query(relationship, true, query),
         },
         ["users", _id, "overall_quotas"] => Route::OverallQuotas,
         _ => Route::Unknown,
     }
+}
+
+/// Reads `limit` and `cursor` from a query string in form encoding, where
+/// `+` stands for a space and `%XX` for a byte.
+fn page_query(relationship: &str, descriptors: bool, query: &str) -> PageQuery {
+    let mut page = PageQuery {
+        relationship: relationship.to_string(),
+        descriptors,
+        limit: None,
+        cursor: None,
+    };
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value =
+            http::percent_decode(&value.replace('+', " ")).unwrap_or_else(|| value.to_string());
+        match name {
+            "limit" => page.limit = Some(value),
+            "cursor" => page.cursor = Some(value),
+            _ => {}
+        }
+    }
+    page
 }
 
 /// Decides the response to `request` and updates the counters that do not
@@ -378,15 +409,23 @@ fn prepare(shared: &Shared, request: &Request, arrived: Instant) -> Prepared {
     let route = route(&request.target);
 
     let parsed_ip = match &route {
-        Route::IpAddress { text } => Some(text.parse::<IpAddr>().map_err(|_| text.clone())),
+        Route::IpAddress { text } | Route::Relationship { text, .. } => {
+            Some(text.parse::<IpAddr>().map_err(|_| text.clone()))
+        }
         _ => None,
     };
-    // Lookups are counted under the canonical address, or under the raw text
+    // Requests are counted under the canonical address, or under the raw text
     // when it is not an address.
-    let ip = parsed_ip.as_ref().map(|parsed| match parsed {
+    let named = parsed_ip.as_ref().map(|parsed| match parsed {
         Ok(addr) => addr.to_string(),
         Err(text) => text.clone(),
     });
+    // Only address lookups count as lookups of the address, in the counters
+    // and for the fault policies.
+    let ip = match &route {
+        Route::IpAddress { .. } => named.clone(),
+        _ => None,
+    };
 
     let (attempt, slot) = {
         let mut stats = lock(&shared.stats);
@@ -400,6 +439,12 @@ fn prepare(shared: &Shared, request: &Request, arrived: Instant) -> Prepared {
             }
             None => 0,
         };
+        if let (Route::Relationship { query, .. }, Some(named)) = (&route, &named) {
+            *stats
+                .relationship_requests
+                .entry((named.clone(), query.relationship.clone()))
+                .or_default() += 1;
+        }
         let index = if stats.requests.len() < config.max_recorded_requests {
             stats.requests.push(RequestRecord {
                 seq,
@@ -529,7 +574,23 @@ fn prepare(shared: &Shared, request: &Request, arrived: Instant) -> Prepared {
                 Response::json(200, body, gzip)
             }
         }
-        (Route::IpAddress { text }, _) => Response::error(
+        (Route::Relationship { query, .. }, Some(Ok(addr))) => {
+            let canonical = addr.to_string();
+            if config.not_found.contains(&canonical) || (config.not_found_when)(&addr) {
+                Response::error(
+                    404,
+                    "NotFoundError",
+                    &format!("IP address \"{canonical}\" not found"),
+                )
+            } else {
+                let host = request.header("host").unwrap_or("127.0.0.1");
+                match relationships::page(config, key, host, &canonical, &query) {
+                    Ok(page) => Response::json(200, page.to_string().into_bytes(), gzip),
+                    Err((status, code, message)) => Response::error(status, code, &message),
+                }
+            }
+        }
+        (Route::IpAddress { text } | Route::Relationship { text, .. }, _) => Response::error(
             400,
             "InvalidArgumentError",
             &format!("\"{text}\" is not a valid IP address"),

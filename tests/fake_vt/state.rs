@@ -193,6 +193,10 @@ pub struct Stats {
     pub requests_per_ip: HashMap<String, u32>,
     /// Address lookups that got 200 with the genuine document fully written.
     pub successes_per_ip: HashMap<String, u32>,
+    /// Relationship page requests per (canonical address, relationship name),
+    /// whatever their outcome, both forms together. They are not counted in
+    /// `requests_per_ip`.
+    pub relationship_requests: HashMap<(String, String), u32>,
     /// Responses per status line sent, faults included.
     pub status_counts: BTreeMap<u16, u64>,
     /// 429 responses from quota enforcement (not from injected faults).
@@ -219,6 +223,19 @@ impl Stats {
     /// Returns the number of lookups of `ip`.
     pub fn requests_for(&self, ip: &str) -> u32 {
         self.requests_per_ip.get(ip).copied().unwrap_or(0)
+    }
+
+    /// Returns the number of page requests for `relationship` of `ip`.
+    pub fn relationship_requests_for(&self, ip: &str, relationship: &str) -> u32 {
+        self.relationship_requests
+            .get(&(ip.to_string(), relationship.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Returns the number of relationship page requests of every address.
+    pub fn relationship_requests_total(&self) -> u32 {
+        self.relationship_requests.values().sum()
     }
 
     /// Returns the number of responses sent with `status`.

@@ -12,7 +12,7 @@ use crate::fake_vt::{
     expected_document_bytes,
 };
 use flate2::read::GzDecoder;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Bounds every read, so no test can hang on a server bug.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -813,4 +813,117 @@ async fn reqwest_client_reuses_one_connection() {
     let stats = server.stats();
     assert_eq!(stats.total_requests, 3);
     assert_eq!(stats.connections, 1);
+}
+
+fn page(server: &FakeVt, path: &str) -> Reply {
+    get(server.address(), path, &[("x-apikey", TEST_KEY)]).unwrap()
+}
+
+#[test]
+fn relationship_pages_are_capped_and_chained_by_cursor() {
+    let server = FakeVt::start(FakeVtConfig::default().with_relationship("resolutions", 25));
+
+    let first = page(&server, "/api/v3/ip_addresses/8.8.8.8/resolutions?limit=40");
+    assert_eq!(first.status, 200);
+    let first = first.json();
+    assert_eq!(first["data"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        first["data"][0],
+        crate::fake_vt::expected_related_item("8.8.8.8", "resolutions", 0)
+    );
+    assert_eq!(first["meta"]["count"], 25);
+    let cursor = first["meta"]["cursor"].as_str().unwrap().to_string();
+    assert!(cursor.contains('+') && cursor.contains('/'), "{cursor}");
+    let next = first["links"]["next"].as_str().unwrap();
+    assert!(next.contains("cursor=%2B%2F"), "{next}");
+
+    // The cursor travels form-encoded, as clients send it.
+    let encoded: String = reqwest::Url::parse_with_params("http://x/", &[("cursor", &cursor)])
+        .unwrap()
+        .query()
+        .unwrap()
+        .to_string();
+    let last = page(
+        &server,
+        &format!("/api/v3/ip_addresses/8.8.8.8/resolutions?limit=5&{encoded}"),
+    )
+    .json();
+    assert_eq!(last["data"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        last["data"][0],
+        crate::fake_vt::expected_related_item("8.8.8.8", "resolutions", 10)
+    );
+    assert!(last["meta"]["cursor"].is_string());
+
+    let stats = server.stats();
+    assert_eq!(stats.relationship_requests_for("8.8.8.8", "resolutions"), 2);
+    assert_eq!(stats.requests_for("8.8.8.8"), 0);
+}
+
+#[test]
+fn last_and_empty_relationship_pages_have_no_cursor() {
+    let server = FakeVt::start(FakeVtConfig::default().with_relationship("graphs", 3));
+
+    let whole = page(&server, "/api/v3/ip_addresses/8.8.8.8/graphs").json();
+    assert_eq!(whole["data"].as_array().unwrap().len(), 3);
+    assert_eq!(whole["meta"], json!({"count": 3}));
+    assert!(whole["links"].get("next").is_none());
+
+    // An empty list looks like VirusTotal's empty comments page: no `meta`.
+    let empty = page(&server, "/api/v3/ip_addresses/8.8.8.8/comments?limit=10").json();
+    assert_eq!(empty["data"], json!([]));
+    assert!(empty.get("meta").is_none());
+    assert!(empty["links"]["self"].is_string());
+}
+
+#[test]
+fn relationship_descriptors_and_refusals() {
+    let server = FakeVt::start(
+        FakeVtConfig::default()
+            .with_relationship("urls", 2)
+            .with_relationship("referrer_files", 2)
+            .with_item_error("referrer_files", 1),
+    );
+
+    let descriptors = page(
+        &server,
+        "/api/v3/ip_addresses/8.8.8.8/relationships/referrer_files",
+    )
+    .json();
+    let full = crate::fake_vt::expected_related_item("8.8.8.8", "referrer_files", 0);
+    assert_eq!(
+        descriptors["data"][0],
+        json!({"type": "file", "id": full["id"]})
+    );
+    assert_eq!(descriptors["data"][1]["error"]["code"], "NotFoundError");
+
+    let forbidden = page(&server, "/api/v3/ip_addresses/8.8.8.8/urls");
+    assert_eq!(forbidden.status, 403);
+    assert_eq!(forbidden.error_code(), "ForbiddenError");
+
+    for path in [
+        "/api/v3/ip_addresses/8.8.8.8/resolutions?limit=41",
+        "/api/v3/ip_addresses/8.8.8.8/resolutions?limit=0",
+        "/api/v3/ip_addresses/8.8.8.8/resolutions?cursor=bm9wZQ==",
+        "/api/v3/ip_addresses/8.8.8.8/passive_dns",
+    ] {
+        let reply = page(&server, path);
+        assert_eq!(reply.status, 400, "{path}");
+        assert_eq!(reply.error_code(), "InvalidArgumentError", "{path}");
+    }
+
+    let unknown = page(&server, "/api/v3/ip_addresses/192.0.2.1/resolutions");
+    assert_eq!(unknown.status, 404);
+}
+
+#[test]
+fn cursor_only_in_links_next_when_asked() {
+    let server = FakeVt::start(
+        FakeVtConfig::default()
+            .with_relationship("resolutions", 12)
+            .with_cursor_in_links_only(),
+    );
+    let first = page(&server, "/api/v3/ip_addresses/8.8.8.8/resolutions").json();
+    assert!(first.get("meta").is_none());
+    assert!(first["links"]["next"].as_str().unwrap().contains("cursor="));
 }

@@ -14,6 +14,7 @@ mod flatten_golden;
 mod join;
 mod net_servers;
 mod quota;
+mod relationships;
 mod secrets;
 mod storm;
 mod support;

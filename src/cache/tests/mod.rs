@@ -2,6 +2,7 @@
 
 mod durability;
 mod ledger;
+mod pages;
 mod store;
 
 use std::net::IpAddr;
