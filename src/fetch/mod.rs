@@ -11,6 +11,7 @@ pub mod pacing;
 pub mod quota;
 pub mod retry;
 pub mod saved;
+mod validate;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -141,6 +142,11 @@ impl Fetcher {
 
             match classify(&attempt) {
                 Class::Success => {
+                    if let Attempt::Success { body } = &attempt
+                        && let Some(failed) = validate::reject_wrong_document(&ip, body)
+                    {
+                        return Ok(failed);
+                    }
                     let lookup = ok_lookup(&ip, attempt);
                     return Ok(self.commit(lookup, &ip, slot).await);
                 }
