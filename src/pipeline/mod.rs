@@ -102,8 +102,10 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     tally.input_done.store(true, Ordering::Relaxed);
 
     // Rows already looked up are written even when the input fails part-way: their requests
-    // are spent, and the error is reported after the output is safe.
-    let commit = matches!(flow, Flow::Finished | Flow::Interrupted);
+    // are spent, and the error is reported after the output is safe. An input that fails
+    // before any row is done leaves an existing file at the target alone.
+    let nothing_done = input_result.is_err() && tally.snapshot().done() == 0;
+    let commit = matches!(flow, Flow::Finished | Flow::Interrupted) && !nothing_done;
     let closed = sink.close(commit).await;
     progress_stop.cancel();
     let _ = progress_task.await;
@@ -126,6 +128,8 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
         }
     };
 
+    warn_if_empty(&input_stats, &run.output.target);
+
     let status = exit_status(&tally, &flow, resolver.stopped());
     let mut summary = RunSummary::new(status, &tally.snapshot(), started.elapsed());
     summary.output = describe_target(&run.output.target);
@@ -139,6 +143,18 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
         .map(|stop| stop.describe());
     summary.interrupted = matches!(flow, Flow::Interrupted);
     Ok(summary)
+}
+
+/// Says so when the input held no value at all, which an exit code of 0 and an empty file
+/// would otherwise hide.
+fn warn_if_empty(stats: &InputStats, target: &OutputTarget) {
+    if stats.values_read == 0 {
+        warn!(
+            lines = stats.lines_read,
+            output = %target.describe(),
+            "the input contains no values to look up; the output has the full schema and no rows"
+        );
+    }
 }
 
 /// Outcome of the lookup loop.
