@@ -10,5 +10,6 @@ mod enrich_api;
 mod enrich_saved;
 mod fake_vt_server;
 mod flatten_golden;
+mod properties;
 mod quota;
 mod support;

@@ -140,10 +140,16 @@ fn junk_header_is_escaped_and_cut_in_errors() {
     let error = read_inputs(&fixture.options(), &mut |_| true).unwrap_err();
     let message = error.to_string();
 
-    assert!(matches!(error, InputError::NoAddressColumn { .. }), "{error:?}");
+    assert!(
+        matches!(error, InputError::NoAddressColumn { .. }),
+        "{error:?}"
+    );
     assert!(message.contains(r"`c\u{1}1`"), "{message}");
     assert!(message.contains("and 80 more"), "{message}");
-    assert!(message.contains(&format!("`{}…`", "w".repeat(40))), "{message}");
+    assert!(
+        message.contains(&format!("`{}…`", "w".repeat(40))),
+        "{message}"
+    );
     assert!(!message.contains('\u{1}'), "{message}");
     assert!(message.len() < 1_000, "{} bytes: {message}", message.len());
 }
