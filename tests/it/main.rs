@@ -10,6 +10,7 @@ mod enrich_api;
 mod enrich_saved;
 mod fake_vt_server;
 mod flatten_golden;
+mod hostile_responses;
 mod properties;
 mod quota;
 mod support;
