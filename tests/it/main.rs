@@ -5,11 +5,13 @@
 mod fake_vt;
 
 mod cache;
+mod child;
 mod cli;
 mod enrich_api;
 mod enrich_saved;
 mod fake_vt_server;
 mod flatten_golden;
+mod hostile_inputs;
 mod hostile_responses;
 mod properties;
 mod quota;
