@@ -15,4 +15,5 @@ mod hostile_inputs;
 mod hostile_responses;
 mod properties;
 mod quota;
+mod resource_limits;
 mod support;
