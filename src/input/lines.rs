@@ -37,7 +37,7 @@ pub fn read_line_capped(
             return Ok(consumed);
         }
 
-        let (chunk, found_newline) = match available.iter().position(|&byte| byte == b'\n') {
+        let (chunk, found_newline) = match memchr::memchr(b'\n', available) {
             Some(index) => (&available[..=index], true),
             None => (available, false),
         };
@@ -122,7 +122,7 @@ impl<R: BufRead> LineLimit<R> {
                 self.finish_segment(length, &start, None);
                 return Ok(true);
             }
-            let end = available.iter().position(|&b| b == b'\n' || b == b'\r');
+            let end = memchr::memchr2(b'\n', b'\r', available);
             let content = &available[..end.unwrap_or(available.len())];
 
             // One byte past the limit is enough to know the line is too long.
