@@ -76,13 +76,13 @@ impl Sample {
 }
 
 /// Share of the sample, in bytes, that may be invalid UTF-8 or control characters before the
-/// input counts as binary. Latin-1 exports have a few invalid bytes per line at most.
+/// input counts as binary. A Latin-1 export has invalid bytes only at its accented letters.
 const MAX_NON_TEXT_SHARE: f64 = 0.1;
 
-/// Returns why the start of an input is not text, or `None` when it is. A NUL byte is never
-/// in UTF-8 text (UTF-16 text has one in every ASCII character), and neither is a high share of
-/// invalid UTF-8 sequences and control characters other than tab, line feed, form feed and
-/// carriage return.
+/// Returns why the start of an input is not text, or `None` when it is. Text exports contain no
+/// NUL byte, while UTF-16 text has one in every ASCII character. Nor do they contain a high
+/// share of invalid UTF-8 sequences and control characters other than tab, line feed, form feed
+/// and carriage return.
 pub fn binary_evidence(sample: &[u8]) -> Option<String> {
     if let Some(offset) = sample.iter().position(|&byte| byte == 0) {
         return Some(format!("a NUL byte at byte {offset}"));

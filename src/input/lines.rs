@@ -3,17 +3,17 @@
 //!
 //! Plain lists read each line with [`read_line_capped`]. CSV input goes through [`LineLimit`],
 //! which drops every physical line longer than [`MAX_CSV_LINE_BYTES`] before the CSV parser
-//! sees it and records it in an [`OverlongLog`], so the table reader can report it as an
-//! invalid value at its place in the input.
+//! reads it. The line is recorded in an [`OverlongLog`], so the table reader can report it as
+//! an invalid value at its place in the input.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
 use std::rc::Rc;
 
-/// Longest physical line of a CSV input, in bytes without the line terminator. Rows of real
-/// firewall exports are a few hundred bytes, so a longer line is binary data or an unclosed
-/// quote, and the CSV parser would otherwise hold all of it in memory.
+/// Maximum length of a physical line of a CSV input, in bytes without the line terminator.
+/// Rows of real firewall exports are a few hundred bytes, so a longer line is binary data or an
+/// unclosed quote, and the CSV parser would otherwise hold all of it in memory.
 pub const MAX_CSV_LINE_BYTES: usize = 1024 * 1024;
 
 /// Characters of an over-long line kept for the report.

@@ -59,8 +59,8 @@ impl<'a> Sink<'a> {
         }
     }
 
-    /// Reports a line too long to read as a value. `line_start` is the part that was kept, and
-    /// at most its first characters are shown; `reason` says how long the line was.
+    /// Reports a line too long to read as a value. `line_start` is the part that was kept, of
+    /// which at most the first characters are shown, and `reason` gives the line's length.
     pub fn offer_overlong_line(
         &mut self,
         line_start: &str,

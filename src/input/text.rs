@@ -6,7 +6,7 @@ use super::detect::decode_line;
 use super::lines::read_line_capped;
 use super::sink::{Flow, Sink};
 
-/// Longest line of a plain list, in bytes without the line terminator. A longer line is read
+/// Maximum length of a line of a plain list, in bytes without the line terminator. A longer line is read
 /// and dropped, and becomes one `invalid` value, so a file with no newlines (binary data, a
 /// wrong file) cannot grow memory.
 const MAX_LINE_BYTES: usize = 64 * 1024;

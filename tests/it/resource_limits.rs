@@ -210,7 +210,10 @@ fn full_disk_leaves_no_output_and_a_usable_cache() {
     assert!(message.contains("cannot write the output"), "{message}");
     assert!(message.contains("enriched"), "{message}");
     assert!(message.contains("File too large"), "{message}");
-    assert!(message.contains("hint: the file system is full"), "{message}");
+    assert!(
+        message.contains("hint: the file system is full"),
+        "{message}"
+    );
     assert!(!message.contains("panicked"), "{message}");
     assert_eq!(
         names_in(&out_dir),
