@@ -19,7 +19,7 @@ use crate::support::{
     describe, enrich_command, public_ips, read_parquet, vt_enrich_at, write_list,
 };
 
-/// Longest time one run of this file may take before its child is killed.
+/// Maximum time one run of this file may take before its child is killed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The uid and gid of `nobody` on Linux, which the permission cases run as under root.
@@ -168,7 +168,7 @@ fn check_cache(cache: &Path) -> i64 {
 }
 
 #[test]
-fn full_disk_leaves_no_output_and_a_usable_cache() {
+fn output_disk_full_fails_cleanly() {
     let ips = public_ips(140, FULL_DISK_ADDRESSES);
     let mut config = FakeVtConfig::default();
     for ip in &ips {
@@ -254,7 +254,7 @@ fn full_disk_leaves_no_output_and_a_usable_cache() {
 }
 
 #[test]
-fn cache_under_a_regular_file_is_a_usage_error() {
+fn cache_under_file_is_usage_error() {
     let server = FakeVt::start(FakeVtConfig::default());
     let dir = tempfile::tempdir().unwrap();
     let input = write_list(&dir.path().join("ips.txt"), &public_ips(141, 3));
@@ -316,7 +316,7 @@ fn unwritable_cache_is_a_usage_error() {
 }
 
 #[test]
-fn read_only_output_directory_fails_before_any_request() {
+fn read_only_output_directory_fails_early() {
     let server = FakeVt::start(FakeVtConfig::default());
     let dir = shared_dir(0o777);
     let input = write_list(&dir.path().join("ips.txt"), &public_ips(143, 3));
