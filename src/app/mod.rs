@@ -297,6 +297,13 @@ fn classify_error(err: &anyhow::Error) -> ExitStatus {
 }
 
 fn hint_for(err: &anyhow::Error) -> Option<String> {
+    if is_out_of_space(err) {
+        return Some(
+            "the file system is full or a file size limit was reached; free space and run the \
+             same command again (answers already in the cache cost no request)"
+                .to_string(),
+        );
+    }
     match err.downcast_ref::<RunError>() {
         Some(RunError::Unauthorized(_)) => Some(
             "check the key in VT_API_KEY, --api-key-file or the config file; \
@@ -327,7 +334,23 @@ fn hint_for(err: &anyhow::Error) -> Option<String> {
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
+    io_error_kinds(err).any(|kind| kind == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Checks for ENOSPC, EDQUOT or EFBIG anywhere in the chain.
+fn is_out_of_space(err: &anyhow::Error) -> bool {
+    use std::io::ErrorKind;
+    io_error_kinds(err).any(|kind| {
+        matches!(
+            kind,
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge
+        )
+    })
+}
+
+/// Returns the kinds of the I/O errors in the chain of `err`.
+fn io_error_kinds(err: &anyhow::Error) -> impl Iterator<Item = std::io::ErrorKind> + '_ {
+    err.chain().filter_map(|cause| {
         let io = cause.downcast_ref::<std::io::Error>().or_else(|| {
             // The csv crate keeps its I/O error inside its own kind, not as a source.
             match cause.downcast_ref::<csv::Error>()?.kind() {
@@ -335,6 +358,6 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
                 _ => None,
             }
         });
-        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        io.map(std::io::Error::kind)
     })
 }

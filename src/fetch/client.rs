@@ -290,7 +290,10 @@ fn too_large(cap: usize) -> Attempt {
     Attempt::Transport {
         kind: TransportKind::BodyTooLarge,
         status: None,
-        detail: format!("response body larger than the {cap}-byte cap"),
+        detail: format!(
+            "response body larger than the {cap}-byte cap; raise `max_body_bytes` in the config \
+             file if answers this large are expected"
+        ),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod quota;
 pub mod retry;
 pub mod saved;
 pub mod tls;
+mod validate;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -148,7 +149,16 @@ impl Fetcher {
                 attempt,
                 class: Class::Success,
                 slot,
-            } => Ok(self.commit(ok_lookup(&ip, attempt), &ip, slot).await),
+            } => {
+                // A document for another address or of another type is not cached: a later
+                // run asks again.
+                if let Attempt::Success { body } = &attempt
+                    && let Some(failed) = validate::reject_wrong_document(&ip, body)
+                {
+                    return Ok(failed);
+                }
+                Ok(self.commit(ok_lookup(&ip, attempt), &ip, slot).await)
+            }
             Settled::Final {
                 attempt,
                 class: Class::NotFound,

@@ -2,9 +2,9 @@
 //!
 //! The classes follow VirusTotal's error table (docs.virustotal.com/reference/errors). 429
 //! `QuotaExceededError`/`TooManyRequestsError`, 503 `TransientError` and 504
-//! `DeadlineExceededError` are temporary; 400 `InvalidArgumentError`, 403 `ForbiddenError` and
-//! 404 `NotFoundError` will not change on a retry; 401 `WrongCredentialsError` and
-//! `AuthenticationRequiredError` mean the key itself is wrong.
+//! `DeadlineExceededError` are temporary; 400 `InvalidArgumentError`, 403 `ForbiddenError`,
+//! 404 `NotFoundError` and a body over the size cap will not change on a retry;
+//! 401 `WrongCredentialsError` and `AuthenticationRequiredError` mean the key itself is wrong.
 
 use std::time::Duration;
 
@@ -44,6 +44,12 @@ pub fn classify(attempt: &Attempt) -> Class {
             kind: TransportKind::ProxyAuth,
             ..
         } => Class::ProxyAuth,
+        // A body over the cap would be as large on the next attempt, and each retry would spend
+        // a request and download up to the cap again.
+        Attempt::Transport {
+            kind: TransportKind::BodyTooLarge,
+            ..
+        } => Class::Rejected,
         Attempt::Transport { .. } => Class::Retryable,
         Attempt::ApiError { status, code, .. } => match *status {
             // Only VirusTotal's own 404 says the address is unknown; a bare 404 (a wrong
@@ -149,7 +155,6 @@ mod tests {
             TransportKind::Timeout,
             TransportKind::Connection,
             TransportKind::InvalidBody,
-            TransportKind::BodyTooLarge,
         ] {
             let attempt = Attempt::Transport {
                 kind,
@@ -168,6 +173,16 @@ mod tests {
             detail: "invalid peer certificate: UnknownIssuer".into(),
         };
         assert_eq!(classify(&attempt), Class::TlsCertificate);
+    }
+
+    #[test]
+    fn oversized_body_is_not_retried() {
+        let attempt = Attempt::Transport {
+            kind: TransportKind::BodyTooLarge,
+            status: Some(200),
+            detail: String::new(),
+        };
+        assert_eq!(classify(&attempt), Class::Rejected);
     }
 
     #[test]

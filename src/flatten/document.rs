@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::net::IpAddr;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -71,18 +72,29 @@ impl<'de> Visitor<'de> for EnvelopeSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut envelope = Envelope::default();
         while let Some(key) = map.next_key::<Key<'de>>()? {
+            // A repeated envelope member is rejected instead of letting the last one win,
+            // because a second `id` or `attributes` would silently replace the first.
             match (self.top, key.as_str()) {
                 (true, "data") => {
                     let data = map.next_value_seed(EnvelopeSeed { top: false })?;
-                    envelope.data = Some(Box::new(data));
+                    set_once(&mut envelope.data, Box::new(data), "data")?;
                 }
-                (true, "_id") => envelope.flat_id = Some(map.next_value::<Text>()?.0),
-                (true, "_type") => envelope.flat_type = Some(map.next_value::<Text>()?.0),
+                (true, "_id") => {
+                    set_once(&mut envelope.flat_id, map.next_value::<Text>()?.0, "_id")?
+                }
+                (true, "_type") => set_once(
+                    &mut envelope.flat_type,
+                    map.next_value::<Text>()?.0,
+                    "_type",
+                )?,
                 (true, _) => envelope.rest.push((key, map.next_value()?)),
-                (false, "id") => envelope.id = Some(map.next_value::<Text>()?.0),
-                (false, "type") => envelope.kind = Some(map.next_value::<Text>()?.0),
+                (false, "id") => set_once(&mut envelope.id, map.next_value::<Text>()?.0, "id")?,
+                (false, "type") => {
+                    set_once(&mut envelope.kind, map.next_value::<Text>()?.0, "type")?
+                }
                 (false, "attributes") => {
-                    envelope.attributes = Some(map.next_value::<RawObject>()?.0);
+                    let attributes = map.next_value::<RawObject>()?.0;
+                    set_once(&mut envelope.attributes, attributes, "attributes")?;
                 }
                 // `links`, `relationships` and any other member of the object itself.
                 (false, _) => {
@@ -106,6 +118,15 @@ impl<'de> Visitor<'de> for EnvelopeSeed {
         }
         Ok(envelope)
     }
+}
+
+/// Fills `slot`, or fails with serde's duplicate-field error when it is already filled.
+fn set_once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(E::duplicate_field(name));
+    }
+    *slot = Some(value);
+    Ok(())
 }
 
 /// A JSON string, borrowed from the input when it has no escape sequences.
@@ -204,6 +225,41 @@ pub fn document_id(bytes: &[u8]) -> Result<String, FlattenError> {
     }
 }
 
+/// Longest `id` text quoted in an [`FlattenError::IdMismatch`] message, in characters, so a
+/// hostile document cannot put megabytes into the `error_message` column.
+const MAX_QUOTED_ID_CHARS: usize = 64;
+
+/// Checks that `bytes` is the IP address object of `ip`, in any accepted form: its type is
+/// `ip_address` and its `id` spells the same address. The `id` is compared as an address, so
+/// `2001:DB8::1` and `::ffff:8.8.8.8` match `2001:db8::1` and `8.8.8.8`.
+pub fn check_ip_document(bytes: &[u8], ip: &IpAddr) -> Result<(), FlattenError> {
+    let document = parse_document(bytes)?;
+    let id = match document.id {
+        Some(id) if !id.is_empty() => id,
+        _ => return Err(FlattenError::MissingId),
+    };
+    let found = id.parse::<IpAddr>().ok().map(unmap);
+    if found == Some(unmap(*ip)) {
+        return Ok(());
+    }
+    let mut quoted: String = id.chars().take(MAX_QUOTED_ID_CHARS).collect();
+    if quoted.len() < id.len() {
+        quoted.push('…');
+    }
+    Err(FlattenError::IdMismatch {
+        requested: ip.to_string(),
+        found: quoted,
+    })
+}
+
+/// Turns IPv4-mapped IPv6 into IPv4, the form the input stage looks addresses up in.
+fn unmap(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +326,62 @@ mod tests {
         assert!(matches!(
             parse_document(b"{} {}"),
             Err(FlattenError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn repeated_envelope_members_are_rejected() {
+        let cases: [&[u8]; 4] = [
+            br#"{"data": {"id": "8.8.8.8", "id": "1.1.1.1", "type": "ip_address"}}"#,
+            br#"{"data": {"id": "8.8.8.8", "type": "ip_address", "attributes": {"asn": 1},
+                "attributes": {"asn": 2}}}"#,
+            br#"{"data": {"id": "8.8.8.8", "type": "ip_address"},
+                "data": {"id": "1.1.1.1", "type": "ip_address"}}"#,
+            br#"{"_id": "8.8.8.8", "_type": "ip_address", "_id": "1.1.1.1"}"#,
+        ];
+        for body in cases {
+            let error = parse_document(body).unwrap_err();
+            assert!(
+                error.to_string().contains("duplicate field"),
+                "{}: {error}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn ip_document_check_compares_addresses() {
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        let upper = br#"{"data": {"id": "2001:DB8::1", "type": "ip_address", "attributes": {}}}"#;
+        assert!(check_ip_document(upper, &ip).is_ok());
+
+        let v4: IpAddr = "8.8.8.8".parse().unwrap();
+        let mapped = br#"{"_id": "::ffff:8.8.8.8", "_type": "ip_address"}"#;
+        assert!(check_ip_document(mapped, &v4).is_ok());
+
+        let other = br#"{"data": {"id": "1.1.1.1", "type": "ip_address", "attributes": {}}}"#;
+        let error = check_ip_document(other, &v4).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the document is the object of `1.1.1.1`, not of the requested address `8.8.8.8`"
+        );
+
+        let long = format!(
+            r#"{{"_id": "{}", "_type": "ip_address"}}"#,
+            "x".repeat(10_000)
+        );
+        let error = check_ip_document(long.as_bytes(), &v4).unwrap_err();
+        assert!(error.to_string().len() < 200, "{error}");
+
+        let no_id = br#"{"data": {"type": "ip_address", "attributes": {}}}"#;
+        assert!(matches!(
+            check_ip_document(no_id, &v4),
+            Err(FlattenError::MissingId)
+        ));
+        let domain = br#"{"data": {"id": "8.8.8.8", "type": "domain", "attributes": {}}}"#;
+        assert!(matches!(
+            check_ip_document(domain, &v4),
+            Err(FlattenError::WrongType(_))
         ));
     }
 

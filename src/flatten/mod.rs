@@ -30,7 +30,7 @@ use crate::model::{AnswerSource, Lookup, Status};
 pub use attributes::{AnalysisStats, IpAttributes, TotalVotes};
 pub use builder::{TableBatches, TableBuilder};
 pub use certificate::CertificateColumns;
-pub use document::document_id;
+pub use document::{check_ip_document, document_id};
 pub use engines::{ENGINE_NAMES, EngineResult, OTHER_ENGINES_COLUMN, WIDE_ENGINE_PREFIX};
 pub use schema::{
     ColumnDoc, FIELD_DOC_KEY, SCHEMA_VERSION, TIMESTAMP_TIMEZONE, engine_columns, engines_schema,
@@ -67,6 +67,8 @@ pub enum FlattenError {
     MissingType,
     #[error("the IP address object has no \"id\" (or \"_id\") member")]
     MissingId,
+    #[error("the document is the object of `{found}`, not of the requested address `{requested}`")]
+    IdMismatch { requested: String, found: String },
 }
 
 /// One flattened row, ready for [`TableBuilder::push`].

@@ -75,6 +75,38 @@ impl Sample {
     }
 }
 
+/// Share of the sample, in bytes, that may be invalid UTF-8 or control characters before the
+/// input counts as binary. A Latin-1 export has invalid bytes only at its accented letters.
+const MAX_NON_TEXT_SHARE: f64 = 0.1;
+
+/// Returns why the start of an input is not text, or `None` when it is. Text exports contain no
+/// NUL byte, while UTF-16 text has one in every ASCII character. Nor do they contain a high
+/// share of invalid UTF-8 sequences and control characters other than tab, line feed, form feed
+/// and carriage return.
+pub fn binary_evidence(sample: &[u8]) -> Option<String> {
+    if let Some(offset) = sample.iter().position(|&byte| byte == 0) {
+        return Some(format!("a NUL byte at byte {offset}"));
+    }
+
+    let mut non_text = 0usize;
+    for chunk in sample.utf8_chunks() {
+        non_text += chunk.invalid().len();
+        non_text += chunk
+            .valid()
+            .chars()
+            .filter(|&c| c.is_control() && !matches!(c, '\t' | '\n' | '\x0c' | '\r'))
+            .map(char::len_utf8)
+            .sum::<usize>();
+    }
+    if non_text as f64 > sample.len() as f64 * MAX_NON_TEXT_SHARE {
+        return Some(format!(
+            "{non_text} of its first {} bytes are invalid UTF-8 or control characters",
+            sample.len()
+        ));
+    }
+    None
+}
+
 /// Decodes one line, replacing invalid UTF-8 so that binary input cannot stop the run.
 pub fn decode_line(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);

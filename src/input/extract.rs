@@ -61,17 +61,22 @@ fn is_glued_before(before: &str) -> bool {
     }
 }
 
-/// Returns the address a run spells, trying IPv6 first and then IPv4 with an optional port.
+/// Returns the address a run spells, as it is or without one trailing `.` or `:`.
 fn address_in_run(run: &str) -> Option<IpAddr> {
-    // Sentence punctuation (`… from 1.2.3.4.`, `2001:db8::1: refused`) is not part of the address.
-    let run = run
-        .strip_suffix('.')
-        .or_else(|| run.strip_suffix(':'))
-        .unwrap_or(run);
     if !run.bytes().any(|b| b.is_ascii_hexdigit()) {
         return None;
     }
+    // Sentence punctuation (`… from 1.2.3.4.`, `2001:db8::1: refused`) is not part of the
+    // address, but the `::` that ends an address such as `2001:db8::` is, so the whole run
+    // is tried first.
+    address_in_text(run).or_else(|| {
+        let trimmed = run.strip_suffix('.').or_else(|| run.strip_suffix(':'))?;
+        address_in_text(trimmed)
+    })
+}
 
+/// Parses IPv6 first, then IPv4 with an optional port.
+fn address_in_text(run: &str) -> Option<IpAddr> {
     if run.matches(':').count() >= 2
         && let Ok(v6) = run.parse::<Ipv6Addr>()
     {

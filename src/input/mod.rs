@@ -15,6 +15,7 @@ mod address;
 mod decompress;
 mod detect;
 mod extract;
+mod lines;
 mod rows;
 mod sink;
 mod special;
@@ -38,7 +39,7 @@ pub use special::non_global_reason;
 
 use crate::model::InputItem;
 use decompress::{Compression, decode, open_raw, skip_bom};
-use detect::{Sample, detect_delimiter, is_plain_list};
+use detect::{Sample, binary_evidence, detect_delimiter, is_plain_list};
 use sink::Sink;
 use table::{TableInput, read_table};
 use text::read_text;
@@ -161,6 +162,13 @@ pub enum InputError {
         header: Vec<String>,
         sampled_rows: usize,
     },
+
+    #[error(
+        "input {} is not text ({evidence}); give a CSV, TSV or plain list of addresses in UTF-8, \
+         uncompressed or compressed with gzip or zstd (convert UTF-16 exports to UTF-8 first)",
+        shown(path)
+    )]
+    NotText { path: PathBuf, evidence: String },
 }
 
 fn shown(path: &Path) -> String {
@@ -171,8 +179,36 @@ fn shown(path: &Path) -> String {
     }
 }
 
+/// Names listed in an error message at most; a header of binary junk can have thousands.
+const MAX_LISTED_NAMES: usize = 20;
+
+/// Characters of one listed name at most.
+const MAX_LISTED_NAME_CHARS: usize = 40;
+
+/// Lists column names for an error message: quoted, control characters escaped, long names and
+/// long lists cut.
 fn list_names(names: &[String]) -> String {
-    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    let mut quoted: Vec<String> = names
+        .iter()
+        .take(MAX_LISTED_NAMES)
+        .map(|name| {
+            let mut shown = String::new();
+            for c in name.chars().take(MAX_LISTED_NAME_CHARS) {
+                if c.is_control() {
+                    shown.extend(c.escape_default());
+                } else {
+                    shown.push(c);
+                }
+            }
+            if name.chars().count() > MAX_LISTED_NAME_CHARS {
+                shown.push('…');
+            }
+            format!("`{shown}`")
+        })
+        .collect();
+    if names.len() > MAX_LISTED_NAMES {
+        quoted.push(format!("and {} more", names.len() - MAX_LISTED_NAMES));
+    }
     quoted.join(", ")
 }
 
@@ -322,6 +358,12 @@ fn open_source(path: &Path, opts: &InputOptions) -> Result<OpenedSource, InputEr
     context.compression = compression;
     skip_bom(&mut stream).map_err(|error| context.io_error(error))?;
     let sample = Sample::take(&mut *stream).map_err(|error| context.io_error(error))?;
+    if let Some(evidence) = binary_evidence(&sample.bytes) {
+        return Err(InputError::NotText {
+            path: path.to_path_buf(),
+            evidence,
+        });
+    }
     Ok(OpenedSource {
         context,
         stream,

@@ -10,6 +10,7 @@ use std::path::Path;
 use csv::{ByteRecord, ReaderBuilder};
 
 use super::address::{clean_value, parse_address};
+use super::lines::{LineLimit, MAX_CSV_LINE_BYTES, OverlongLog};
 use super::sink::{Flow, MAX_RAW_CHARS, truncate_chars};
 use super::{InputError, InputOptions, open_source, read_as_text};
 
@@ -75,6 +76,8 @@ pub fn read_rows(
     let opened = open_source(path, opts)?;
     let context = opened.context;
     let stream = opened.sample.replay_without_leading(opened.stream);
+    // The same limit as the first pass, which reported the dropped lines.
+    let stream = LineLimit::new(stream, MAX_CSV_LINE_BYTES, OverlongLog::default());
     let mut reader = ReaderBuilder::new()
         .delimiter(layout.delimiter)
         .has_headers(false)

@@ -59,6 +59,19 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// Reports a line too long to read as a value. `line_start` is the part that was kept, of
+    /// which at most the first characters are shown, and `reason` gives the line's length.
+    pub fn offer_overlong_line(
+        &mut self,
+        line_start: &str,
+        reason: String,
+        file: &str,
+        line: u64,
+    ) -> Flow {
+        self.stats.values_read += 1;
+        self.offer_invalid(line_start.trim(), reason, file, line)
+    }
+
     fn offer_address(&mut self, ip: IpAddr, file: &str, line: u64) -> Flow {
         let first_time = match ip {
             IpAddr::V4(v4) => self.seen_v4.insert(u32::from(v4)),

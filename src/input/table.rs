@@ -7,6 +7,7 @@ use csv::{ByteRecord, ReaderBuilder, Trim};
 
 use super::address::{clean_value, parse_address};
 use super::detect::{COLUMN_SAMPLE_RECORDS, detect_address_columns, select_named_columns};
+use super::lines::{LineLimit, MAX_CSV_LINE_BYTES, OverlongLog};
 use super::sink::{Flow, Sink};
 use super::{InputError, SourceContext, TableLayout};
 
@@ -29,16 +30,19 @@ pub fn read_table(
     stream: Box<dyn BufRead>,
     sink: &mut Sink<'_>,
 ) -> Result<Flow, InputError> {
-    // NOTE: the CSV parser has no limit on the size of one record, so a file with an unclosed
-    // quote is buffered up to the next quote or the end of the file.
+    // The CSV parser has no limit on the size of one record, so over-long lines are dropped
+    // before it. NOTE: a quote left open still joins the lines after it into one record, up
+    // to the next quote or the end of the file, but each of those lines is within the limit.
+    let overlong = OverlongLog::default();
+    let limited = LineLimit::new(stream, MAX_CSV_LINE_BYTES, overlong.clone());
     let mut reader = ReaderBuilder::new()
         .delimiter(input.delimiter)
         .has_headers(false)
         .flexible(true)
         .trim(Trim::All)
-        .from_reader(LineCounter::new(stream));
+        .from_reader(LineCounter::new(Box::new(limited)));
 
-    let mut table = TableState::new(input);
+    let mut table = TableState::new(input, overlong);
     let flow = table.read_all(&mut reader, sink);
 
     sink.stats.lines_read += reader.get_ref().lines() + input.line_offset;
@@ -51,15 +55,18 @@ struct TableState<'a> {
     header: Vec<String>,
     columns: Vec<usize>,
     ragged_rows: u64,
+    /// Lines the parser never saw because they were too long, to report in input order.
+    overlong: OverlongLog,
 }
 
 impl<'a> TableState<'a> {
-    fn new(input: &'a TableInput<'a>) -> Self {
+    fn new(input: &'a TableInput<'a>, overlong: OverlongLog) -> Self {
         TableState {
             input,
             header: Vec::new(),
             columns: Vec::new(),
             ragged_rows: 0,
+            overlong,
         }
     }
 
@@ -111,7 +118,36 @@ impl<'a> TableState<'a> {
                 return Ok(Flow::Stop);
             }
         }
-        Ok(Flow::Continue)
+        Ok(self.report_overlong(u64::MAX, sink))
+    }
+
+    /// Offers the dropped over-long lines that come before `line` as invalid values.
+    fn report_overlong(&mut self, line: u64, sink: &mut Sink<'_>) -> Flow {
+        loop {
+            let next = {
+                let mut log = self.overlong.borrow_mut();
+                match log.front() {
+                    Some(dropped) if dropped.line + self.input.line_offset < line => {
+                        log.pop_front()
+                    }
+                    _ => None,
+                }
+            };
+            let Some(dropped) = next else {
+                return Flow::Continue;
+            };
+            let reason = format!(
+                "line of {} bytes, longer than the {MAX_CSV_LINE_BYTES}-byte limit of one CSV \
+                 row; skipped",
+                dropped.length
+            );
+            let at = dropped.line + self.input.line_offset;
+            let name = &self.input.context.name;
+            tracing::debug!(file = %name, line = at, bytes = dropped.length, "skipping an over-long CSV line");
+            if sink.offer_overlong_line(&dropped.start, reason, name, at) == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
     }
 
     /// Reads the first records into memory; they decide the columns when `--column` is absent.
@@ -206,6 +242,9 @@ impl<'a> TableState<'a> {
     }
 
     fn offer_record(&mut self, record: &ByteRecord, line: u64, sink: &mut Sink<'_>) -> Flow {
+        if self.report_overlong(line, sink) == Flow::Stop {
+            return Flow::Stop;
+        }
         if record.len() != self.header.len() {
             self.report_ragged(record.len(), line, sink);
         }

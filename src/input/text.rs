@@ -3,10 +3,12 @@
 use std::io::{self, BufRead};
 
 use super::detect::decode_line;
+use super::lines::read_line_capped;
 use super::sink::{Flow, Sink};
 
-/// Maximum number of bytes of one line kept in memory. The rest of a longer line is read and dropped, so a file with
-/// no newlines (binary data, a wrong file) cannot grow memory.
+/// Maximum length of a line of a plain list, in bytes without the line terminator. A longer line is read
+/// and dropped, and becomes one `invalid` value, so a file with no newlines (binary data, a
+/// wrong file) cannot grow memory.
 const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Returns whether a line carries no value: blank, or a comment starting with `#`.
@@ -42,7 +44,8 @@ pub fn read_text(reader: &mut dyn BufRead, file: &str, sink: &mut Sink<'_>) -> i
 
     loop {
         buffer.clear();
-        let consumed = read_line_capped(reader, &mut buffer, MAX_LINE_BYTES)?;
+        // Two bytes of room for `\r\n`, so a line exactly at the limit is kept whole.
+        let consumed = read_line_capped(reader, &mut buffer, MAX_LINE_BYTES + 2)?;
         if consumed == 0 {
             return Ok(Flow::Continue);
         }
@@ -50,6 +53,16 @@ pub fn read_text(reader: &mut dyn BufRead, file: &str, sink: &mut Sink<'_>) -> i
         sink.stats.lines_read += 1;
 
         let line = decode_line(&buffer);
+        if consumed > buffer.len() || line.len() > MAX_LINE_BYTES {
+            let reason = format!(
+                "line of {consumed} bytes with its line end, longer than the \
+                 {MAX_LINE_BYTES}-byte limit of one value; skipped"
+            );
+            if sink.offer_overlong_line(&line, reason, file, line_number) == Flow::Stop {
+                return Ok(Flow::Stop);
+            }
+            continue;
+        }
         if is_ignored_line(&line) {
             sink.stats.ignored_lines += 1;
             continue;
@@ -57,40 +70,6 @@ pub fn read_text(reader: &mut dyn BufRead, file: &str, sink: &mut Sink<'_>) -> i
 
         if sink.offer(strip_comment(&line), file, line_number) == Flow::Stop {
             return Ok(Flow::Stop);
-        }
-    }
-}
-
-/// Reads one line including its `\n`, keeping at most `max` bytes of it in `buffer`.
-/// Returns the number of bytes consumed from `reader`, 0 at the end of the input.
-fn read_line_capped(
-    reader: &mut dyn BufRead,
-    buffer: &mut Vec<u8>,
-    max: usize,
-) -> io::Result<usize> {
-    let mut consumed = 0;
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(available) => available,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        };
-        if available.is_empty() {
-            return Ok(consumed);
-        }
-
-        let (chunk, found_newline) = match available.iter().position(|&byte| byte == b'\n') {
-            Some(index) => (&available[..=index], true),
-            None => (available, false),
-        };
-        let room = max.saturating_sub(buffer.len());
-        buffer.extend_from_slice(&chunk[..chunk.len().min(room)]);
-
-        let length = chunk.len();
-        reader.consume(length);
-        consumed += length;
-        if found_newline {
-            return Ok(consumed);
         }
     }
 }

@@ -132,8 +132,10 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
     tally.input_done.store(true, Ordering::Relaxed);
 
     // Rows already looked up are written even when the input fails part-way: their requests
-    // are spent, and the error is reported after the output is safe.
-    let commit = matches!(flow, Flow::Finished | Flow::Interrupted);
+    // are spent, and the error is reported after the output is safe. An input that fails
+    // before any row is done leaves an existing file at the target alone.
+    let nothing_done = input_result.is_err() && tally.snapshot().done() == 0;
+    let commit = matches!(flow, Flow::Finished | Flow::Interrupted) && !nothing_done;
     let closed = match outlet {
         Outlet::Rows(sink) => sink
             .close(commit)
@@ -167,6 +169,8 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
             .into());
         }
     };
+
+    warn_if_empty(&input_stats, &run.output.target);
 
     let mut rows_written = tally.snapshot().done();
     let mut output_written = true;
@@ -235,6 +239,18 @@ async fn write_joined(
         );
     }
     Ok(joined.rows)
+}
+
+/// Says so when the input held no value at all, which an exit code of 0 and an empty file
+/// would otherwise hide.
+fn warn_if_empty(stats: &InputStats, target: &OutputTarget) {
+    if stats.values_read == 0 {
+        warn!(
+            lines = stats.lines_read,
+            output = %target.describe(),
+            "the input contains no values to look up; the output has the full schema and no rows"
+        );
+    }
 }
 
 /// Outcome of the lookup loop.

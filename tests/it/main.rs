@@ -5,16 +5,21 @@
 mod fake_vt;
 
 mod cache;
+mod child;
 mod cli;
 mod enrich_api;
 mod enrich_saved;
 mod fake_vt_server;
 mod fault_matrix;
 mod flatten_golden;
+mod hostile_inputs;
+mod hostile_responses;
 mod join;
 mod net_servers;
+mod properties;
 mod quota;
 mod relationships;
+mod resource_limits;
 mod secrets;
 mod storm;
 mod support;

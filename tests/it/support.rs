@@ -19,7 +19,12 @@ pub fn repo() -> PathBuf {
 /// A command for the built binary with a clean environment: no user config, no key, no
 /// proxy, and no colour.
 pub fn vt_enrich() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vt-enrich"));
+    vt_enrich_at(Path::new(env!("CARGO_BIN_EXE_vt-enrich")))
+}
+
+/// Same as [`vt_enrich`], for a copy of the binary at `program`.
+pub fn vt_enrich_at(program: &Path) -> Command {
+    let mut command = Command::new(program);
     command
         .env_remove("VT_API_KEY")
         .env_remove("RUST_LOG")

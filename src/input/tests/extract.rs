@@ -83,3 +83,12 @@ fn extract_addresses_never_panics_on_unicode() {
         assert_eq!(extract(line), expected, "line {line:?}");
     }
 }
+
+#[test]
+fn address_ending_in_double_colon_is_found() {
+    assert_eq!(
+        extract("route to 2001:db8:: via 0:1:1:0:1::, done."),
+        ["2001:db8::", "0:1:1:0:1::"]
+    );
+    assert_eq!(extract("from 2001:db8::1: refused"), ["2001:db8::1"]);
+}
