@@ -19,6 +19,9 @@ Examples:
   Analyst (pipe a list, CSV for a spreadsheet):
     cat ips.txt | vt-enrich enrich -o lookups.csv
     vt-enrich enrich ips.txt -o - > lookups.csv
+  Every address in raw logs (syslog, iptables, Zeek conn.log, JSON Lines, defanged reports):
+    vt-enrich enrich --extract /var/log/kern.log conn.log.gz -o seen.parquet
+    vt-enrich enrich --extract --refang report.txt -o iocs.csv
 
 The API key is read from --api-key-file, else VT_API_KEY, else `api_key` in the config file.
 Settings precedence: command line, VT_ENRICH_* environment variables, config file, built-in defaults.";
@@ -128,6 +131,9 @@ pub struct EnrichArgs {
     #[arg(long, env = "VT_ENRICH_INCLUDE_PRIVATE")]
     pub include_private: bool,
 
+    #[command(flatten)]
+    pub extract: ExtractArgs,
+
     /// Answer lookups from saved VirusTotal JSON documents instead of the API: a directory of
     /// `*.json` files or a JSON Lines file. Addresses without a document get `not_found`.
     #[arg(long, value_name = "PATH", env = "VT_ENRICH_FROM")]
@@ -138,6 +144,33 @@ pub struct EnrichArgs {
 
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+/// Options of `--extract`, reading raw logs instead of lists and tables.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Read inputs as logs and look up every IPv4 and IPv6 address found in each line. Each
+    /// input is read by its first line: Zeek TSV (`#separator`/`#fields` header; addr fields,
+    /// or --column NAME), JSON Lines (a line starting with `{`; see --json-field), or free
+    /// text (syslog, iptables, access logs).
+    #[arg(long, env = "VT_ENRICH_EXTRACT")]
+    pub extract: bool,
+
+    /// With --extract, the dotted path of a JSON field holding addresses (repeatable; nested
+    /// objects, dotted keys and arrays all match). Default: `source.ip`, `destination.ip`,
+    /// `id.orig_h`, `id.resp_h`, `src_ip`, `dest_ip`.
+    #[arg(
+        long = "json-field",
+        value_name = "PATH",
+        env = "VT_ENRICH_JSON_FIELD",
+        value_delimiter = ','
+    )]
+    pub json_fields: Vec<String>,
+
+    /// With --extract, rewrite defanged addresses (`1[.]1[.]1[.]1`, `1.1.1(.)1`, `8[dot]8[dot]8[dot]8`,
+    /// `2001:db8[:]:1`) before searching each line; without it they are not addresses.
+    #[arg(long, env = "VT_ENRICH_REFANG")]
+    pub refang: bool,
 }
 
 /// Options of the answer cache.

@@ -1,7 +1,7 @@
 //! The input stage: reads files and stdin and produces one [`InputItem`] per distinct value.
 //!
-//! It consumes plain lists (one value per line) and CSV/TSV files with a header, each either
-//! uncompressed, gzip or zstd. It produces items in input order, each with the location of the
+//! It consumes plain lists (one value per line), CSV/TSV files with a header, and, with
+//! `--extract`, logs (free text, Zeek and JSON Lines), each either uncompressed, gzip or zstd. It produces items in input order, each with the location of the
 //! value's first occurrence: one `Lookup` per distinct globally routable address, and one
 //! `Skipped` per distinct address that is not (`Lookup` too with `include_private`). Each
 //! distinct value that is not one address becomes one `Invalid` item. Blank values and repeats
@@ -15,10 +15,15 @@ mod address;
 mod decompress;
 mod detect;
 mod extract;
+mod json_lines;
+mod lines;
+mod logs;
+mod refang;
 mod sink;
 mod special;
 mod table;
 mod text;
+mod zeek;
 
 #[cfg(test)]
 mod tests;
@@ -31,6 +36,9 @@ use tokio::sync::mpsc;
 
 pub use address::{AddressError, parse_address};
 pub use extract::extract_addresses;
+pub use json_lines::DEFAULT_JSON_FIELDS;
+pub use logs::ExtractOptions;
+pub use refang::refang;
 pub use special::non_global_reason;
 
 use crate::model::InputItem;
@@ -57,13 +65,17 @@ pub enum InputFormat {
 pub struct InputOptions {
     /// Inputs read in this order. Empty, or a path `-`, means stdin.
     pub paths: Vec<PathBuf>,
-    /// Header names of the IP columns (`--column`, repeatable). Non-empty forces CSV.
+    /// Header names of the IP columns (`--column`, repeatable). Non-empty forces CSV, unless
+    /// `extract` is set: then they name the fields of Zeek logs.
     pub columns: Vec<String>,
     pub format: InputFormat,
     /// CSV delimiter. `None` detects one of `,` `;` tab `|`, and uses tab for `.tsv` files.
     pub delimiter: Option<u8>,
     /// Emit addresses that are not globally routable as `Lookup` instead of `Skipped`.
     pub include_private: bool,
+    /// Read every input as a log (`--extract`) instead of a list or a table; `format` and
+    /// `delimiter` are then unused.
+    pub extract: Option<ExtractOptions>,
 }
 
 /// Counters of one `read_inputs` call.
@@ -76,11 +88,13 @@ pub struct InputStats {
     pub files_read: u64,
     /// Physical lines, including headers, blank lines and comments.
     pub lines_read: u64,
-    /// CSV data rows.
+    /// CSV data rows, and with `--extract`, Zeek data rows and non-blank JSON lines.
     pub records_read: u64,
-    /// Blank and `#` comment lines of plain lists.
+    /// Blank and `#` comment lines of plain lists; blank lines and Zeek header lines of logs.
     pub ignored_lines: u64,
-    /// Values examined: plain list lines that are not ignored, and cells of the IP columns.
+    /// Values examined: plain list lines that are not ignored, cells of the IP columns, and
+    /// with `--extract`, addresses found in free text, Zeek and JSON field values, and JSON
+    /// lines that are not JSON.
     pub values_read: u64,
     /// Values that are empty after trimming spaces and quotes; never emitted.
     pub blank_values: u64,
@@ -264,6 +278,11 @@ fn read_source(path: &Path, opts: &InputOptions, sink: &mut Sink<'_>) -> Result<
     let (mut stream, compression) = decode(raw).map_err(|error| context.io_error(error))?;
     context.compression = compression;
     skip_bom(&mut stream).map_err(|error| context.io_error(error))?;
+
+    if let Some(extract) = &opts.extract {
+        tracing::debug!(file = %context.name, compression = compression.name(), "reading as a log (--extract)");
+        return logs::read_log(&mut *stream, &context, extract, &opts.columns, sink);
+    }
     let sample = Sample::take(&mut *stream).map_err(|error| context.io_error(error))?;
 
     if read_as_text(opts, &sample) {

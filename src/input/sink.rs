@@ -59,6 +59,19 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// Offers one address found in free text at `file:line`; it was parsed by the extractor.
+    pub fn offer_found(&mut self, ip: IpAddr, file: &str, line: u64) -> Flow {
+        self.stats.values_read += 1;
+        self.offer_address(ip, file, line)
+    }
+
+    /// Reports a whole line that could not be read (a JSON Lines input's line that is not
+    /// JSON) as one `Invalid` item, so that it shows in the status output and the counts.
+    pub fn offer_bad_line(&mut self, raw: &str, reason: String, file: &str, line: u64) -> Flow {
+        self.stats.values_read += 1;
+        self.offer_invalid(raw, reason, file, line)
+    }
+
     fn offer_address(&mut self, ip: IpAddr, file: &str, line: u64) -> Flow {
         let first_time = match ip {
             IpAddr::V4(v4) => self.seen_v4.insert(u32::from(v4)),

@@ -5,6 +5,7 @@ mod detect;
 mod extract;
 mod fixture;
 mod fuzz;
+mod logs;
 mod reader;
 mod special;
 mod table;
