@@ -4,11 +4,15 @@
 #[path = "../fake_vt/mod.rs"]
 mod fake_vt;
 
+mod address_forms;
 mod cache;
 mod cli;
+mod compressed;
 mod enrich_api;
 mod enrich_saved;
+mod extract;
 mod fake_vt_server;
 mod flatten_golden;
+mod messy_csv;
 mod quota;
 mod support;
