@@ -18,7 +18,7 @@ const FIREWALL_ROWS: usize = 80_000;
 /// Lines of the generated plain list, about 2.6 MB.
 const LIST_LINES: usize = 200_000;
 
-/// Lines of the generated log for `--extract`, about 19 MB.
+/// Lines of the generated log for `--extract`, about 25 MB.
 const LOG_LINES: usize = 100_000;
 
 /// Values in the forms that firewall exports and pasted lists contain, valid and not.
@@ -89,8 +89,8 @@ fn write_plain_list(path: &Path) -> u64 {
 }
 
 /// Writes a log that alternates iptables kernel lines and web server access log lines, as a
-/// syslog server that collects both would: about 190 bytes a line, 2 addresses per iptables
-/// line and 1 to 2 per access log line, 50,000 distinct public addresses.
+/// syslog server that collects both would. Lines are about 250 bytes, with 2 addresses per
+/// iptables line and 1 or 2 per access log line, among 50,000 distinct public addresses.
 fn write_log(path: &Path) -> u64 {
     let mut text = String::new();
     for n in 0..LOG_LINES {

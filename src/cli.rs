@@ -149,10 +149,10 @@ pub struct EnrichArgs {
 /// Options of `--extract`, reading raw logs instead of lists and tables.
 #[derive(Debug, Args)]
 pub struct ExtractArgs {
-    /// Read inputs as logs and look up every IPv4 and IPv6 address found in each line. Each
-    /// input is read by its first line: Zeek TSV (`#separator`/`#fields` header; addr fields,
-    /// or --column NAME), JSON Lines (a line starting with `{`; see --json-field), or free
-    /// text (syslog, iptables, access logs).
+    /// Read inputs as logs and look up every IPv4 and IPv6 address found in each line. The
+    /// first line of each input picks its layout. A `#separator` or `#fields` header means
+    /// Zeek TSV (its addr fields, or those named by --column). A line starting with `{` means
+    /// JSON Lines (see --json-field). Anything else is free text (syslog, iptables, access logs).
     #[arg(long, env = "VT_ENRICH_EXTRACT")]
     pub extract: bool,
 

@@ -122,7 +122,7 @@ fn starts_with_word_char(text: &[u8]) -> bool {
     let valid = match std::str::from_utf8(head) {
         Ok(valid) => valid,
         Err(error) => {
-            // The prefix that decodes holds the first character when it is valid UTF-8.
+            // The prefix that decodes contains the first character when it is valid UTF-8.
             std::str::from_utf8(&head[..error.valid_up_to()]).unwrap_or_default()
         }
     };

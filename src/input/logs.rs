@@ -1,9 +1,9 @@
 //! Reading one input in `--extract` mode: raw logs rather than lists or tables.
 //!
-//! The first non-blank line of each input decides how the whole input is read: a Zeek header
-//! (`#separator` or `#fields`) makes it a Zeek log, a line starting with `{` makes it JSON
-//! Lines, and anything else is free text, searched for every address on every line
-//! (syslog, iptables, web server access logs, indicator lists).
+//! The first non-blank line of each input decides how the whole input is read. A Zeek header
+//! (`#separator` or `#fields`) makes it a Zeek log, and a line starting with `{` makes it JSON
+//! Lines. Anything else is free text (syslog, iptables, web server access logs, indicator
+//! lists), searched for every address on every line.
 
 use std::borrow::Cow;
 use std::io::BufRead;
@@ -79,7 +79,7 @@ pub fn read_log(
     }
 }
 
-/// How an input is read, decided from its first non-blank line.
+/// The layout of an input, decided from its first non-blank line.
 enum Layout<'a> {
     Undecided,
     FreeText,

@@ -43,7 +43,7 @@ impl Default for Header {
     }
 }
 
-/// A column to read, and whether it holds a set or vector of addresses.
+/// A column to read, and whether it contains a set or vector of addresses.
 #[derive(Debug, Clone, Copy)]
 struct Column {
     index: usize,
@@ -232,7 +232,7 @@ impl<'a> ZeekReader<'a> {
     }
 }
 
-/// Returns whether a Zeek type holds addresses.
+/// Returns whether a Zeek type contains addresses.
 fn is_address_type(kind: &str) -> bool {
     matches!(kind, "addr" | "set[addr]" | "vector[addr]")
 }

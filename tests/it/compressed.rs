@@ -8,7 +8,7 @@ use arrow::array::RecordBatch;
 
 use crate::support::{describe, read_parquet, repo, run, strings, vt_enrich, without_columns};
 
-/// The three encodings of one input, written next to each other.
+/// Writes one input plain, gzip-compressed and zstd-compressed, and returns the three paths.
 fn encodings(dir: &Path, name: &str, content: &[u8]) -> Vec<PathBuf> {
     let plain = dir.join(name);
     std::fs::write(&plain, content).unwrap();

@@ -242,7 +242,7 @@ fn refang_rewrites_markers_in_every_layout() {
             b"1[.]1[.]1[.]1 and 8.8.8(.)8\nhxxp://9[dot]9[DOT]9[dot]9/x\n2606:4700:4700[:]:1111\n",
         )
         .file("ecs.ndjson", b"{\"source\":{\"ip\":\"4.4.4[.]4\"}}\n");
-    // Free text yields nothing; a named JSON field that holds no address is reported.
+    // Free text yields nothing, but a named JSON field without an address is reported.
     let (plain, _) = read_all(&extract_options(&fixture));
     assert_eq!(summary(&plain), ["invalid 4.4.4[.]4 @1"]);
 
