@@ -38,11 +38,11 @@ pub fn for_each_line(
             Err(error) => return Err(error),
         };
         if available.is_empty() {
-            if !pending.is_empty() {
-                number += 1;
-                visit(pending.line(&[], number, max_bytes));
+            if pending.is_empty() {
+                return Ok(Flow::Continue);
             }
-            return Ok(Flow::Continue);
+            number += 1;
+            return Ok(visit(pending.line(&[], number, max_bytes)));
         }
 
         let mut start = 0;
