@@ -187,12 +187,30 @@ fn extract(c: &mut Criterion) {
     let log = directory.path().join("fw.log");
     let log_bytes = write_log(&log);
 
+    let text = std::fs::read(&log).expect("log readable");
+    let gzip = directory.path().join("fw.log.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, &text).expect("gzip encoded");
+    std::fs::write(&gzip, encoder.finish().expect("gzip finished")).expect("gzip written");
+    let zstd = directory.path().join("fw.log.zst");
+    std::fs::write(
+        &zstd,
+        zstd::encode_all(text.as_slice(), 3).expect("zstd encoded"),
+    )
+    .expect("zstd written");
+
+    // Throughput is counted in bytes of log text for all three, so the figures compare.
     let mut group = c.benchmark_group("extract");
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Bytes(log_bytes));
-    group.bench_function(format!("iptables_and_access_log_{LOG_LINES}_lines"), |b| {
-        b.iter(|| read_file(&log, Some(ExtractOptions::default())));
-    });
+    for (encoding, path) in [("plain", &log), ("gzip", &gzip), ("zstd", &zstd)] {
+        group.bench_function(
+            format!("iptables_and_access_log_{LOG_LINES}_lines_{encoding}"),
+            |b| {
+                b.iter(|| read_file(path, Some(ExtractOptions::default())));
+            },
+        );
+    }
     group.finish();
 }
 

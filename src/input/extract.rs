@@ -129,17 +129,30 @@ fn starts_with_word_char(text: &[u8]) -> bool {
     valid.chars().next().is_some_and(char::is_alphanumeric)
 }
 
-/// Returns the address a run spells: IPv6 when it has two colons or more, else IPv4 with an
-/// optional port.
+/// Returns the address a run spells. A last `.` or `:` that makes it no address is sentence
+/// punctuation (`… from 1.2.3.4.`, `2001:db8::1: refused`) and is dropped, but `2001:db8::`
+/// keeps its colons.
 fn address_in_run(run: &[u8]) -> Option<IpAddr> {
-    // Sentence punctuation (`… from 1.2.3.4.`, `2001:db8::1: refused`) is not part of the address.
-    let run = match run.split_last() {
-        Some((b'.' | b':', rest)) => rest,
-        _ => run,
-    };
+    match run.split_last() {
+        Some((b'.' | b':', rest)) => whole_address(run).or_else(|| whole_address(rest)),
+        _ => whole_address(run),
+    }
+}
+
+/// Returns the address that the whole run spells: IPv6 when it has two colons or more, else
+/// IPv4 with an optional port.
+fn whole_address(run: &[u8]) -> Option<IpAddr> {
+    // A bare `::` is the unspecified address, but in text it is a separator (`Foo::Bar`,
+    // `std::`), so a run needs a hex digit.
+    if !run.iter().any(u8::is_ascii_hexdigit) {
+        return None;
+    }
     let colons = run.iter().filter(|&&byte| byte == b':').count();
 
     if colons >= 2 {
+        if !has_ipv6_group_count(run, colons) {
+            return None;
+        }
         // Candidate bytes are ASCII, so the run is valid UTF-8.
         let text = std::str::from_utf8(run).ok()?;
         let v6 = text.parse::<Ipv6Addr>().ok()?;
@@ -154,6 +167,17 @@ fn address_in_run(run: &[u8]) -> Option<IpAddr> {
         return None;
     }
     strict_ipv4(host).map(IpAddr::V4)
+}
+
+/// Returns whether a run with `colons` colons can be IPv6 at all, before the full parse.
+/// Times (`10:20:30`) and MAC addresses, the usual colon runs in logs, fail here cheaply.
+fn has_ipv6_group_count(run: &[u8], colons: usize) -> bool {
+    // Eight groups need 7 colons, or 6 when the last two groups are dotted IPv4. `::` stands
+    // for one group or more, so with it there are at most 7 colons, or 8 at either end.
+    if memchr::memmem::find(run, b"::").is_some() {
+        return colons <= 8;
+    }
+    colons == 7 || (colons == 6 && memchr::memchr(b'.', run).is_some())
 }
 
 /// Returns whether `text` is a decimal port number, 0 to 65535.

@@ -86,7 +86,12 @@ fn extract_addresses_never_panics_on_unicode() {
 
 #[test]
 fn extract_addresses_skips_cidr_and_glued_versions() {
-    let cases: [(&str, &[&str]); 8] = [
+    let cases: [(&str, &[&str]); 10] = [
+        ("nat64 64:ff9b:0:0:0:0:8.8.8.8 seen", &["64:ff9b::808:808"]),
+        (
+            "full 1:2:3:4:5:6:7:8 and 1:2:3:4:5:6:7::",
+            &["1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:0"],
+        ),
         ("route 10.0.0.0/8 via 192.0.2.1", &["192.0.2.1"]),
         ("nets 10.0.0.0/8, 2001:db8::/32.", &[]),
         ("GET http://198.51.100.7/8x", &["198.51.100.7"]),
