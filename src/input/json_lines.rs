@@ -179,6 +179,8 @@ impl<'a> JsonLinesReader<'a> {
                 line.number
             );
         }
+        // TODO: the row's `error_code` is `InvalidAddress`, as for every invalid value, though
+        // the whole line is at fault; only `error_message` says that it is not JSON.
         let raw = String::from_utf8_lossy(line.text);
         sink.offer_bad_line(raw.trim(), reason, &self.context.name, line.number)
     }
