@@ -33,9 +33,9 @@ const BAD_LINES_LOGGED: u64 = 10;
 #[derive(Debug, Clone)]
 pub struct FieldPath {
     segments: Vec<String>,
-    /// `keys[from][count - 1]` is `segments[from..from + count]` joined with `.`: the object
-    /// keys that can match the rest of the path from segment `from`, built once per input
-    /// instead of once per line.
+    /// Object keys that can match the rest of the path from segment `from`:
+    /// `keys[from][count - 1]` is `segments[from..from + count]` joined with `.`. They are
+    /// built once per input instead of once per line.
     keys: Vec<Vec<String>>,
 }
 
@@ -180,7 +180,7 @@ impl<'a> JsonLinesReader<'a> {
             );
         }
         // TODO: the row's `error_code` is `InvalidAddress`, as for every invalid value, though
-        // the whole line is at fault; only `error_message` says that it is not JSON.
+        // the whole line is at fault. Only `error_message` reports that it is not JSON.
         let raw = String::from_utf8_lossy(line.text);
         sink.offer_bad_line(raw.trim(), reason, &self.context.name, line.number)
     }
