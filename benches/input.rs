@@ -1,4 +1,5 @@
-//! The input stage: parsing single values, and reading a firewall export and a plain list.
+//! The input stage: parsing single values, reading a firewall export and a plain list, and
+//! searching a generated log with `--extract`.
 //!
 //! The inputs are generated with a fixed recipe into a temporary directory, so every run reads
 //! the same bytes. Run with `cargo bench --bench input`. Figures are in `benches/README.md`.
@@ -9,13 +10,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use vt_enrich::input::{InputOptions, parse_address, read_inputs};
+use vt_enrich::input::{ExtractOptions, InputOptions, parse_address, read_inputs};
 
 /// Rows of the generated firewall export, about 4.5 MB.
 const FIREWALL_ROWS: usize = 80_000;
 
 /// Lines of the generated plain list, about 2.6 MB.
 const LIST_LINES: usize = 200_000;
+
+/// Lines of the generated log for `--extract`, about 25 MB.
+const LOG_LINES: usize = 100_000;
 
 /// Values in the forms that firewall exports and pasted lists contain, valid and not.
 const ADDRESS_FORMS: &[&str] = &[
@@ -84,6 +88,46 @@ fn write_plain_list(path: &Path) -> u64 {
     text.len() as u64
 }
 
+/// Writes a log that alternates iptables kernel lines and web server access log lines, as a
+/// syslog server that collects both would. Lines are about 250 bytes, with 2 addresses per
+/// iptables line and 1 or 2 per access log line, among 50,000 distinct public addresses.
+fn write_log(path: &Path) -> u64 {
+    let mut text = String::new();
+    for n in 0..LOG_LINES {
+        let second = n % 86_400;
+        let (hour, minute, second) = (second / 3600, second / 60 % 60, second % 60);
+        let remote = public_address(n.wrapping_mul(7919));
+        if n % 2 == 0 {
+            let local = format!("10.20.{}.{}", n % 4, n % 251 + 1);
+            let port = [22, 443, 3389, 23, 8080][n % 5];
+            writeln!(
+                text,
+                "Oct 11 {hour:02}:{minute:02}:{second:02} fw01 kernel: [8412233.512208] IPTABLES-DROP: IN=eth0 OUT= \
+                 MAC=52:54:00:12:35:02:52:54:00:9a:cb:11:08:00 SRC={remote} DST={local} LEN=60 TOS=0x00 \
+                 PREC=0x00 TTL=51 ID={n} DF PROTO=TCP SPT={} DPT={port} WINDOW=64240 RES=0x00 SYN URGP=0",
+                30_000 + n % 30_000
+            )
+            .unwrap();
+        } else {
+            let forwarded = if n % 7 == 0 {
+                format!(" \"{}\"", public_address(n))
+            } else {
+                String::new()
+            };
+            writeln!(
+                text,
+                "{remote} - - [11/Oct/2024:{hour:02}:{minute:02}:{second:02} +0000] \"GET /static/app.{n}.js HTTP/1.1\" \
+                 200 {} \"https://shop.example.com/\" \"Mozilla/5.0 (Windows NT 10.0; Win64; x64) \
+                 AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0.6668.90 Safari/537.36\"{forwarded}",
+                1000 + n % 50_000
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(path, &text).expect("log written");
+    text.len() as u64
+}
+
 fn parse(c: &mut Criterion) {
     let total_bytes: usize = ADDRESS_FORMS.iter().map(|value| value.len()).sum();
     let mut group = c.benchmark_group("parse_address");
@@ -99,9 +143,10 @@ fn parse(c: &mut Criterion) {
 }
 
 /// Runs `read_inputs` on one file and returns the number of items it emitted.
-fn read_file(path: &Path) -> u64 {
+fn read_file(path: &Path, extract: Option<ExtractOptions>) -> u64 {
     let options = InputOptions {
         paths: vec![PathBuf::from(path)],
+        extract,
         ..InputOptions::default()
     };
     let mut items = 0u64;
@@ -127,12 +172,45 @@ fn read(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Bytes(firewall_bytes));
     group.bench_function(format!("firewall_csv_{FIREWALL_ROWS}_rows"), |b| {
-        b.iter(|| read_file(&firewall));
+        b.iter(|| read_file(&firewall, None));
     });
     group.throughput(Throughput::Bytes(list_bytes));
     group.bench_function(format!("plain_list_{LIST_LINES}_lines"), |b| {
-        b.iter(|| read_file(&list));
+        b.iter(|| read_file(&list, None));
     });
+    group.finish();
+}
+
+/// `read_inputs` with `--extract` on a free-text log, as in `vt-enrich enrich --extract FILE`.
+fn extract(c: &mut Criterion) {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let log = directory.path().join("fw.log");
+    let log_bytes = write_log(&log);
+
+    let text = std::fs::read(&log).expect("log readable");
+    let gzip = directory.path().join("fw.log.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, &text).expect("gzip encoded");
+    std::fs::write(&gzip, encoder.finish().expect("gzip finished")).expect("gzip written");
+    let zstd = directory.path().join("fw.log.zst");
+    std::fs::write(
+        &zstd,
+        zstd::encode_all(text.as_slice(), 3).expect("zstd encoded"),
+    )
+    .expect("zstd written");
+
+    // Throughput is counted in bytes of log text for all three, so the figures compare.
+    let mut group = c.benchmark_group("extract");
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Bytes(log_bytes));
+    for (encoding, path) in [("plain", &log), ("gzip", &gzip), ("zstd", &zstd)] {
+        group.bench_function(
+            format!("iptables_and_access_log_{LOG_LINES}_lines_{encoding}"),
+            |b| {
+                b.iter(|| read_file(path, Some(ExtractOptions::default())));
+            },
+        );
+    }
     group.finish();
 }
 
@@ -147,6 +225,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = parse, read
+    targets = parse, read, extract
 }
 criterion_main!(benches);

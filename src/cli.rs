@@ -22,6 +22,9 @@ Examples:
     vt-enrich enrich ips.txt -o - > lookups.csv
   Pivot (the host names each address resolved to, in ips.resolutions.parquet):
     vt-enrich enrich ips.txt -o ips.parquet --relationships resolutions
+  Every address in raw logs (syslog, iptables, Zeek conn.log, JSON Lines, defanged reports):
+    vt-enrich enrich --extract /var/log/kern.log conn.log.gz -o seen.parquet
+    vt-enrich enrich --extract --refang report.txt -o iocs.csv
 
 The API key is read from --api-key-file, else VT_API_KEY, else `api_key` in the config file.
 Settings precedence: command line, VT_ENRICH_* environment variables, config file, built-in defaults.";
@@ -136,6 +139,8 @@ pub struct EnrichArgs {
     /// one CSV or TSV input with a header row; stdin is copied to a temporary file first.
     #[arg(long, env = "VT_ENRICH_JOIN")]
     pub join: bool,
+    #[command(flatten)]
+    pub extract: ExtractArgs,
 
     /// Answer lookups from saved VirusTotal JSON documents instead of the API: a directory of
     /// `*.json` files or a JSON Lines file. Addresses without a document get `not_found`.
@@ -177,6 +182,33 @@ pub struct RelationshipArgs {
     /// attributes. Responses are smaller, and the number of requests is the same.
     #[arg(long, env = "VT_ENRICH_DESCRIPTORS_ONLY")]
     pub descriptors_only: bool,
+}
+
+/// Options of `--extract`, reading raw logs instead of lists and tables.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Read inputs as logs and look up every IPv4 and IPv6 address found in each line. The
+    /// first line of each input picks its layout. A `#separator` or `#fields` header means
+    /// Zeek TSV (its addr fields, or those named by --column). A line starting with `{` means
+    /// JSON Lines (see --json-field). Anything else is free text (syslog, iptables, access logs).
+    #[arg(long, env = "VT_ENRICH_EXTRACT")]
+    pub extract: bool,
+
+    /// With --extract, the dotted path of a JSON field holding addresses (repeatable; nested
+    /// objects, dotted keys and arrays all match). Default: `source.ip`, `destination.ip`,
+    /// `id.orig_h`, `id.resp_h`, `src_ip`, `dest_ip`.
+    #[arg(
+        long = "json-field",
+        value_name = "PATH",
+        env = "VT_ENRICH_JSON_FIELD",
+        value_delimiter = ','
+    )]
+    pub json_fields: Vec<String>,
+
+    /// With --extract, rewrite defanged addresses (`1[.]1[.]1[.]1`, `1.1.1(.)1`, `8[dot]8[dot]8[dot]8`,
+    /// `2001:db8[:]:1`) before searching each line; without it they are not addresses.
+    #[arg(long, env = "VT_ENRICH_REFANG")]
+    pub refang: bool,
 }
 
 /// Options of the answer cache.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::{
-    ApiArgs, CacheArgs, EnginesArg, FormatArg, InputFormatArg, OutputArgs, ProgressArg,
+    ApiArgs, CacheArgs, EnginesArg, ExtractArgs, FormatArg, InputFormatArg, OutputArgs, ProgressArg,
 };
 use crate::fetch::client::ClientSettings;
 use crate::fetch::pacing::QuotaSettings;
@@ -20,7 +20,7 @@ use crate::fetch::retry::RetryPolicy;
 use crate::fetch::tls::{self, CaCertError, ExtraRoots};
 use crate::fetch::{ApiKey, FetchSettings};
 use crate::flatten::EnginesMode;
-use crate::input::InputFormat;
+use crate::input::{ExtractOptions, InputFormat};
 use crate::output::{self, CsvOptions, OutputFormat, OutputTarget};
 
 const BUILT_IN: &str = include_str!("../config/default.toml");
@@ -75,6 +75,12 @@ pub struct ConfigFile {
     pub include_private: Option<bool>,
     /// Join mode (`--join`) for every `enrich` run.
     pub join: Option<bool>,
+    /// `--extract`: read inputs as logs.
+    pub extract: Option<bool>,
+    /// `--json-field`: dotted paths of JSON fields holding addresses.
+    pub json_fields: Option<Vec<String>>,
+    /// `--refang`: rewrite defanged addresses before searching.
+    pub refang: Option<bool>,
     /// Cache file; `--cache` and `VT_ENRICH_CACHE` override it.
     pub cache_path: Option<PathBuf>,
     /// Cache age limit such as `7d`.
@@ -139,6 +145,9 @@ impl ConfigFile {
             engines,
             include_private,
             join,
+            extract,
+            json_fields,
+            refang,
             cache_path,
             max_age,
             ca_cert,
@@ -374,6 +383,62 @@ pub fn input_format(arg: Option<InputFormatArg>) -> InputFormat {
         Some(InputFormatArg::Csv) => InputFormat::Csv,
         Some(InputFormatArg::Text) => InputFormat::Text,
     }
+}
+
+/// Resolves `--extract`, `--json-field` and `--refang`. Returns `None` when inputs are read as
+/// lists and tables, and rejects the options that have no meaning in the chosen mode.
+pub fn extract_options(
+    args: &ExtractArgs,
+    input_format: Option<InputFormatArg>,
+    file: &ConfigFile,
+) -> Result<Option<ExtractOptions>, ConfigError> {
+    let extract = args.extract || file.extract.unwrap_or(false);
+    let refang = args.refang || file.refang.unwrap_or(false);
+    let json_fields = if args.json_fields.is_empty() {
+        file.json_fields.clone().unwrap_or_default()
+    } else {
+        args.json_fields.clone()
+    };
+
+    if !extract {
+        let setting = match (refang, json_fields.is_empty()) {
+            (true, _) => "--refang",
+            (false, false) => "--json-field",
+            (false, true) => return Ok(None),
+        };
+        return Err(ConfigError::Invalid {
+            setting,
+            message: "it applies only to logs read with --extract; add --extract".into(),
+        });
+    }
+    if let Some(format @ (InputFormatArg::Csv | InputFormatArg::Text)) = input_format {
+        return Err(ConfigError::Invalid {
+            setting: "--input-format",
+            message: format!(
+                "`{}` contradicts --extract, which reads every input as a log; drop one of them",
+                if format == InputFormatArg::Csv {
+                    "csv"
+                } else {
+                    "text"
+                }
+            ),
+        });
+    }
+    if let Some(empty) = json_fields.iter().find(|path| path.trim().is_empty()) {
+        return Err(ConfigError::Invalid {
+            setting: "--json-field",
+            message: format!(
+                "`{empty}` is not a field path; write a dotted path such as `source.ip`"
+            ),
+        });
+    }
+    Ok(Some(ExtractOptions {
+        json_fields: json_fields
+            .iter()
+            .map(|path| path.trim().to_string())
+            .collect(),
+        refang,
+    }))
 }
 
 /// Validates a delimiter option: one ASCII character.

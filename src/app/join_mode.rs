@@ -19,6 +19,16 @@ pub fn prepare(
     input: &mut InputOptions,
     output: &OutputSettings,
 ) -> anyhow::Result<Option<TempPath>> {
+    if input.extract.is_some() {
+        return Err(ConfigError::Invalid {
+            setting: "--join",
+            message:
+                "--join keeps the rows of a CSV or TSV table, and --extract reads logs that have \
+                      none; use one or the other"
+                    .to_string(),
+        }
+        .into());
+    }
     let path = single_input(input)?;
     check_output_writable(output)?;
 

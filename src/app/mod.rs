@@ -96,6 +96,7 @@ async fn enrich(args: EnrichArgs, file: ConfigFile, quiet: bool) -> anyhow::Resu
         format: config::input_format(args.input_format),
         delimiter: config::delimiter(args.delimiter)?,
         include_private: args.include_private || file.include_private.unwrap_or(false),
+        extract: config::extract_options(&args.extract, args.input_format, &file)?,
         stdin_copy: None,
     };
     let join = args.join || file.join.unwrap_or(false);

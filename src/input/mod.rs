@@ -1,7 +1,7 @@
 //! The input stage: reads files and stdin and produces one [`InputItem`] per distinct value.
 //!
-//! It consumes plain lists (one value per line) and CSV/TSV files with a header, each either
-//! uncompressed, gzip or zstd. It produces items in input order, each with the location of the
+//! It consumes plain lists (one value per line), CSV/TSV files with a header, and, with
+//! `--extract`, logs (free text, Zeek and JSON Lines), each either uncompressed, gzip or zstd. It produces items in input order, each with the location of the
 //! value's first occurrence: one `Lookup` per distinct globally routable address, and one
 //! `Skipped` per distinct address that is not (`Lookup` too with `include_private`). Each
 //! distinct value that is not one address becomes one `Invalid` item. Blank values and repeats
@@ -15,12 +15,17 @@ mod address;
 mod decompress;
 mod detect;
 mod extract;
+mod json_lines;
+mod line_scan;
 mod lines;
+mod logs;
+mod refang;
 mod rows;
 mod sink;
 mod special;
 mod table;
 mod text;
+mod zeek;
 
 #[cfg(test)]
 mod tests;
@@ -33,6 +38,9 @@ use tokio::sync::mpsc;
 
 pub use address::{AddressError, parse_address};
 pub use extract::extract_addresses;
+pub use json_lines::DEFAULT_JSON_FIELDS;
+pub use logs::ExtractOptions;
+pub use refang::refang;
 pub use rows::{InputShape, TableLayout, input_shape, lookup_key, read_rows};
 pub use sink::Flow;
 pub use special::non_global_reason;
@@ -61,7 +69,8 @@ pub enum InputFormat {
 pub struct InputOptions {
     /// Inputs read in this order. Empty, or a path `-`, means stdin.
     pub paths: Vec<PathBuf>,
-    /// Header names of the IP columns (`--column`, repeatable). Non-empty forces CSV.
+    /// Header names of the IP columns (`--column`, repeatable). Non-empty forces CSV, unless
+    /// `extract` is set: then they name the fields of Zeek logs.
     pub columns: Vec<String>,
     pub format: InputFormat,
     /// CSV delimiter. `None` detects one of `,` `;` tab `|`, and uses tab for `.tsv` files.
@@ -71,6 +80,9 @@ pub struct InputOptions {
     /// A file holding a copy of stdin, read wherever a path is `-`. Join mode reads its input
     /// twice, and stdin can be read only once.
     pub stdin_copy: Option<PathBuf>,
+    /// Read every input as a log (`--extract`) instead of a list or a table; `format` and
+    /// `delimiter` are then unused.
+    pub extract: Option<ExtractOptions>,
 }
 
 impl InputOptions {
@@ -93,11 +105,13 @@ pub struct InputStats {
     pub files_read: u64,
     /// Physical lines, including headers, blank lines and comments.
     pub lines_read: u64,
-    /// CSV data rows.
+    /// CSV data rows, and with `--extract`, Zeek data rows and non-blank JSON lines.
     pub records_read: u64,
-    /// Blank and `#` comment lines of plain lists.
+    /// Blank and `#` comment lines of plain lists; blank lines and Zeek header lines of logs.
     pub ignored_lines: u64,
-    /// Values examined: plain list lines that are not ignored, and cells of the IP columns.
+    /// Values examined: plain list lines that are not ignored, cells of the IP columns, and
+    /// with `--extract`, addresses found in free text, Zeek and JSON field values, and JSON
+    /// lines that are not JSON.
     pub values_read: u64,
     /// Values that are empty after trimming spaces and quotes; never emitted.
     pub blank_values: u64,
@@ -309,6 +323,12 @@ impl SourceContext {
 }
 
 fn read_source(path: &Path, opts: &InputOptions, sink: &mut Sink<'_>) -> Result<Flow, InputError> {
+    if let Some(extract) = &opts.extract {
+        let (context, mut stream) = open_stream(path, opts)?;
+        tracing::debug!(file = %context.name, compression = context.compression.name(), "reading as a log (--extract)");
+        return logs::read_log(&mut *stream, &context, extract, &opts.columns, sink);
+    }
+
     let opened = open_source(path, opts)?;
     let OpenedSource {
         context,
@@ -344,6 +364,26 @@ struct OpenedSource {
 }
 
 fn open_source(path: &Path, opts: &InputOptions) -> Result<OpenedSource, InputError> {
+    let (context, mut stream) = open_stream(path, opts)?;
+    let sample = Sample::take(&mut *stream).map_err(|error| context.io_error(error))?;
+    if let Some(evidence) = binary_evidence(&sample.bytes) {
+        return Err(InputError::NotText {
+            path: path.to_path_buf(),
+            evidence,
+        });
+    }
+    Ok(OpenedSource {
+        context,
+        stream,
+        sample,
+    })
+}
+
+/// Opens one input, decompressed and past its byte order mark.
+fn open_stream(
+    path: &Path,
+    opts: &InputOptions,
+) -> Result<(SourceContext, Box<dyn std::io::BufRead>), InputError> {
     let raw = open_raw(opts.source_path(path)).map_err(|source| InputError::Open {
         path: path.to_path_buf(),
         source,
@@ -357,18 +397,7 @@ fn open_source(path: &Path, opts: &InputOptions) -> Result<OpenedSource, InputEr
     let (mut stream, compression) = decode(raw).map_err(|error| context.io_error(error))?;
     context.compression = compression;
     skip_bom(&mut stream).map_err(|error| context.io_error(error))?;
-    let sample = Sample::take(&mut *stream).map_err(|error| context.io_error(error))?;
-    if let Some(evidence) = binary_evidence(&sample.bytes) {
-        return Err(InputError::NotText {
-            path: path.to_path_buf(),
-            evidence,
-        });
-    }
-    Ok(OpenedSource {
-        context,
-        stream,
-        sample,
-    })
+    Ok((context, stream))
 }
 
 fn read_as_text(opts: &InputOptions, sample: &Sample) -> bool {

@@ -319,6 +319,10 @@ fn join_refuses_a_plain_list_and_several_inputs_before_any_request() {
     assert_exit(&output, 2);
     assert!(String::from_utf8_lossy(&output.stderr).contains("takes one input"));
 
+    let output = run(enrich_command(&server, &list, &out, &cache, 2).args(["--join", "--extract"]));
+    assert_exit(&output, 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--extract"));
+
     assert_eq!(server.stats().total_requests, 0);
     assert!(!out.exists());
 }

@@ -4,17 +4,21 @@
 #[path = "../fake_vt/mod.rs"]
 mod fake_vt;
 
+mod address_forms;
 mod cache;
 mod child;
 mod cli;
+mod compressed;
 mod enrich_api;
 mod enrich_saved;
+mod extract;
 mod fake_vt_server;
 mod fault_matrix;
 mod flatten_golden;
 mod hostile_inputs;
 mod hostile_responses;
 mod join;
+mod messy_csv;
 mod net_servers;
 mod properties;
 mod quota;

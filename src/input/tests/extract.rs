@@ -4,7 +4,7 @@ use crate::input::extract_addresses;
 
 fn extract(line: &str) -> Vec<String> {
     let mut found: Vec<IpAddr> = Vec::new();
-    extract_addresses(line, &mut found);
+    extract_addresses(line.as_bytes(), &mut found);
     found.iter().map(IpAddr::to_string).collect()
 }
 
@@ -91,4 +91,37 @@ fn address_ending_in_double_colon_is_found() {
         ["2001:db8::", "0:1:1:0:1::"]
     );
     assert_eq!(extract("from 2001:db8::1: refused"), ["2001:db8::1"]);
+}
+
+#[test]
+fn extract_addresses_skips_cidr_and_glued_versions() {
+    let cases: [(&str, &[&str]); 10] = [
+        ("nat64 64:ff9b:0:0:0:0:8.8.8.8 seen", &["64:ff9b::808:808"]),
+        (
+            "full 1:2:3:4:5:6:7:8 and 1:2:3:4:5:6:7::",
+            &["1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:0"],
+        ),
+        ("route 10.0.0.0/8 via 192.0.2.1", &["192.0.2.1"]),
+        ("nets 10.0.0.0/8, 2001:db8::/32.", &[]),
+        ("GET http://198.51.100.7/8x", &["198.51.100.7"]),
+        ("GET http://198.51.100.8/24/index.html", &["198.51.100.8"]),
+        ("package nginx-1.25.3.1 installed", &[]),
+        ("range 10.0.0.1-10.0.0.9", &["10.0.0.1", "10.0.0.9"]),
+        ("blocked «8.8.8.8» twice", &["8.8.8.8"]),
+        (
+            "peer [2001:db8::1]:443 and 1.2.3.4:0",
+            &["2001:db8::1", "1.2.3.4"],
+        ),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(extract(line), expected, "line {line:?}");
+    }
+}
+
+#[test]
+fn extract_addresses_reads_invalid_utf8_around_addresses() {
+    let mut found = Vec::new();
+    extract_addresses(b"\xff8.8.8.8\xfe 1.1.1.1\xc3", &mut found);
+    let found: Vec<String> = found.iter().map(IpAddr::to_string).collect();
+    assert_eq!(found, ["8.8.8.8", "1.1.1.1"]);
 }

@@ -1,4 +1,6 @@
-use crate::input::{InputFormat, InputOptions, extract_addresses, parse_address, read_inputs};
+use crate::input::{
+    ExtractOptions, InputFormat, InputOptions, extract_addresses, parse_address, read_inputs,
+};
 
 /// xorshift64: deterministic, so a failing case can be reproduced from its seed.
 struct Random(u64);
@@ -18,7 +20,7 @@ impl Random {
     }
 }
 
-const ADDRESSY: &[u8] = b"0123456789abcdefABCDEF.:[]%/-# ,;|\t\"'\r\n\xff\xc3x";
+const ADDRESSY: &[u8] = b"0123456789abcdefABCDEF.:[]%/-# ,;|\t\"'\r\n\xff\xc3x{}()h";
 
 #[test]
 fn parse_address_never_panics() {
@@ -31,7 +33,7 @@ fn parse_address_never_panics() {
         let text = String::from_utf8_lossy(&bytes);
         let _ = parse_address(&text);
         let mut found = Vec::new();
-        extract_addresses(&text, &mut found);
+        extract_addresses(&bytes, &mut found);
         assert!(found.len() <= text.len(), "input {text:?}");
     }
 }
@@ -41,20 +43,34 @@ fn read_inputs_survives_garbage() {
     let dir = tempfile::tempdir().unwrap();
     let mut random = Random(0x1234_5678_9abc_def1);
     let all_bytes: Vec<u8> = (0..=255).collect();
-    let prefixes: [&[u8]; 4] = [b"", b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\xef\xbb\xbfip,x\n"];
+    let prefixes: [&[u8]; 6] = [
+        b"",
+        b"\x1f\x8b",
+        b"\x28\xb5\x2f\xfd",
+        b"\xef\xbb\xbfip,x\n",
+        b"#separator \\x\n#fields\ta\tb\n#types\taddr\tset[addr]\n",
+        b"{\"a\":{\"b\":",
+    ];
     let formats = [InputFormat::Auto, InputFormat::Csv, InputFormat::Text];
 
     for round in 0..300u64 {
         let alphabet = if round % 2 == 0 { ADDRESSY } else { &all_bytes };
         let len = (random.next() % 4096) as usize;
-        let mut content = prefixes[(round % 4) as usize].to_vec();
+        let mut content = prefixes[round as usize % prefixes.len()].to_vec();
         content.extend(random.bytes(len, alphabet));
         let path = dir.path().join(format!("garbage-{round}"));
         std::fs::write(&path, &content).unwrap();
 
+        // Every fifth round reads the garbage as a log, with defang markers rewritten in
+        // every tenth.
+        let extract = (round % 5 == 0).then(|| ExtractOptions {
+            json_fields: vec!["a.b".to_string()],
+            refang: round % 10 == 0,
+        });
         let options = InputOptions {
             paths: vec![path],
             format: formats[(round % 3) as usize],
+            extract,
             ..InputOptions::default()
         };
         // Errors are fine (corrupt compressed data, no IP column); panics are not.

@@ -6,6 +6,7 @@ mod extract;
 mod fixture;
 mod fuzz;
 mod hostile;
+mod logs;
 mod reader;
 mod special;
 mod table;
