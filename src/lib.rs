@@ -19,6 +19,7 @@ pub mod exit;
 pub mod fetch;
 pub mod flatten;
 pub mod input;
+pub mod json_check;
 pub mod join;
 pub mod logging;
 pub mod model;

@@ -46,7 +46,7 @@ use rusqlite::Connection;
 
 pub use error::CacheError;
 pub use ledger::{Budgets, KeyHash, Reservation, Usage};
-pub use store::{CacheStats, KeyUsage};
+pub use store::{BodyCheck, CacheStats, KeyUsage, PreparedAnswer};
 
 use error::SqliteResultExt;
 

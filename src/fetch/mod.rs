@@ -6,6 +6,8 @@
 //! of rows to the pipeline.
 
 pub mod cached;
+pub mod group_commit;
+pub mod lease;
 pub mod client;
 pub mod pacing;
 pub mod quota;

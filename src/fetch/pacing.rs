@@ -16,6 +16,7 @@ use tokio::sync::{Notify, OwnedMutexGuard};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::lease::{LEASE_REQUESTS, LeaseBook};
 use super::retry::Class;
 use crate::cache::{Budgets, Cache, KeyHash, Reservation};
 use crate::clock;
@@ -225,6 +226,11 @@ pub struct Pacer {
     halt: CancellationToken,
     requests_sent: AtomicU64,
     throttled: AtomicU64,
+    /// Requests reserved in the shared ledger and not yet sent.
+    lease: LeaseBook,
+    /// Requests reserved per ledger transaction: 1 under a per-minute quota, whose pacing
+    /// spaces requests anyway, else [`LEASE_REQUESTS`].
+    lease_size: u32,
 }
 
 impl Pacer {
@@ -259,6 +265,11 @@ impl Pacer {
             })),
         };
         let spent_at_start = settings.spent_at_start;
+        let lease_size = if settings.per_minute.is_some() {
+            1
+        } else {
+            LEASE_REQUESTS
+        };
         let pacer = Pacer {
             per_minute,
             settings,
@@ -272,6 +283,8 @@ impl Pacer {
             halt,
             requests_sent: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            lease: LeaseBook::default(),
+            lease_size,
         };
         if let Some(window) = spent_at_start {
             let today = clock::now().date_naive();
@@ -390,14 +403,29 @@ impl Pacer {
         };
 
         loop {
+            let now = clock::now();
+            if self.lease.take_one(now) {
+                return Ok(());
+            }
             let reservation = {
                 let (cache, key, budgets) = (cache.clone(), key.clone(), *budgets);
+                let (leftover, wanted) = (self.lease.take_leftover(), self.lease_size);
                 tokio::task::spawn_blocking(move || {
-                    cache.reserve_request(&key, clock::now(), &budgets)
+                    if let Some(leftover) = leftover {
+                        cache.release_requests(&key, leftover.reserved_at, leftover.remaining)?;
+                    }
+                    cache.reserve_requests(&key, now, &budgets, wanted)
                 })
                 .await
                 .map_err(|err| Stop::LedgerFailed(err.to_string()))?
                 .map_err(|err| Stop::LedgerFailed(err.to_string()))?
+            };
+            let reservation = match reservation {
+                (0, outcome) => outcome,
+                (granted, _) => {
+                    self.lease.store(granted - 1, now);
+                    Reservation::Granted
+                }
             };
 
             let retry_at = match reservation {
@@ -529,6 +557,22 @@ impl Pacer {
         if was_probe {
             lock(&self.probe).in_flight = false;
             self.probe_changed.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Pacer {
+    /// Gives the reserved requests that were never sent back to the shared ledger, so that the
+    /// day and month counts match the requests sent. A process killed before this keeps them
+    /// counted, at most one lease too many.
+    fn drop(&mut self) {
+        let (Ledger::Shared { cache, key, .. }, Some(leftover)) =
+            (&self.ledger, self.lease.take_leftover())
+        else {
+            return;
+        };
+        if let Err(err) = cache.release_requests(key, leftover.reserved_at, leftover.remaining) {
+            tracing::error!(error = %err, requests = leftover.remaining, "cannot give unsent requests back to the ledger; today's count stays that much too high");
         }
     }
 }
