@@ -29,7 +29,11 @@ mod tests {
             b"{\"escaped\\nkey\": 1}",
         ];
         for case in cases {
-            assert!(check_json(case).is_ok(), "{:?}", String::from_utf8_lossy(case));
+            assert!(
+                check_json(case).is_ok(),
+                "{:?}",
+                String::from_utf8_lossy(case)
+            );
         }
     }
 
@@ -47,7 +51,11 @@ mod tests {
             b"{a: 1}",
         ];
         for case in cases {
-            assert!(check_json(case).is_err(), "{:?}", String::from_utf8_lossy(case));
+            assert!(
+                check_json(case).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(case)
+            );
         }
     }
 }

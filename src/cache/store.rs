@@ -290,7 +290,11 @@ impl Cache {
     ///
     /// One transaction for many answers is what makes a commit per answer affordable: SQLite
     /// pays its write lock and WAL append once per transaction, not once per row.
-    pub fn put_prepared(&self, api_url: &str, answers: &[PreparedAnswer]) -> Result<(), CacheError> {
+    pub fn put_prepared(
+        &self,
+        api_url: &str,
+        answers: &[PreparedAnswer],
+    ) -> Result<(), CacheError> {
         const OPERATION: &str = "put";
         let url = normalize_root(api_url);
 

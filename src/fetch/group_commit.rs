@@ -86,8 +86,10 @@ fn run_committer(cache: &Cache, api_url: &str, pending: &mpsc::Receiver<Pending>
             }
         }
 
-        let (answers, waiters): (Vec<PreparedAnswer>, Vec<_>) =
-            batch.into_iter().map(|item| (item.answer, item.done)).unzip();
+        let (answers, waiters): (Vec<PreparedAnswer>, Vec<_>) = batch
+            .into_iter()
+            .map(|item| (item.answer, item.done))
+            .unzip();
         let outcome = cache
             .put_prepared(api_url, &answers)
             .map_err(|err| err.to_string());

@@ -44,9 +44,7 @@ impl LeaseBook {
     /// Removes the current lease and returns it when it still has requests, which the caller
     /// must give back to the ledger.
     pub fn take_leftover(&self) -> Option<Lease> {
-        lock(&self.lease)
-            .take()
-            .filter(|lease| lease.remaining > 0)
+        lock(&self.lease).take().filter(|lease| lease.remaining > 0)
     }
 
     /// Stores a new lease of `remaining` requests reserved at `reserved_at`.

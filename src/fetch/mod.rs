@@ -6,9 +6,9 @@
 //! of rows to the pipeline.
 
 pub mod cached;
+pub mod client;
 pub mod group_commit;
 pub mod lease;
-pub mod client;
 pub mod pacing;
 pub mod quota;
 pub mod retry;

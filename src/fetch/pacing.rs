@@ -634,8 +634,18 @@ mod tests {
 
     #[test]
     fn minute_quota_allows_a_burst_of_one_in_500() {
-        assert_eq!(minute_quota(NonZeroU32::new(6000).unwrap()).burst_size().get(), 12);
-        assert_eq!(minute_quota(NonZeroU32::new(999).unwrap()).burst_size().get(), 1);
+        assert_eq!(
+            minute_quota(NonZeroU32::new(6000).unwrap())
+                .burst_size()
+                .get(),
+            12
+        );
+        assert_eq!(
+            minute_quota(NonZeroU32::new(999).unwrap())
+                .burst_size()
+                .get(),
+            1
+        );
     }
 
     #[test]
