@@ -10,8 +10,10 @@
 //! [`KeyHash`]). The ledger makes daily, monthly and per-minute budgets hold across runs and
 //! across processes sharing the file.
 //!
-//! The fetch stage calls [`Cache::get`] before a lookup, [`Cache::reserve_request`] before every
-//! request (retries included) and [`Cache::put`] after each answer. `vt-enrich cache` calls
+//! The fetch stage calls [`Cache::get`] before a lookup, [`Cache::reserve_requests`] for a
+//! block of requests (retries included; one at a time under a per-minute quota), and
+//! [`Cache::prepare_answer`] then [`Cache::put_prepared`] for answers, which its committer thread
+//! stores many to a transaction. `vt-enrich cache` calls
 //! [`Cache::stats`], [`Cache::export`] and [`Cache::prune`].
 //!
 //! Durability: the file runs in WAL mode with `synchronous=NORMAL`. When a call returns, its
