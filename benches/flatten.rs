@@ -203,6 +203,23 @@ fn write_batches(c: &mut Criterion) {
     group.finish();
 }
 
+/// The check of every 200 body in the fetch stage (`IgnoredAny`), which the cache no longer
+/// repeats, beside a `&RawValue` parse that also checks the UTF-8 of the whole body.
+fn check_json(c: &mut Criterion) {
+    let mut group = c.benchmark_group("json_check");
+    group.throughput(Throughput::Bytes(RICH_DOCUMENT.len() as u64));
+    group.bench_function("ignored_any/rich_8.8.8.8", |b| {
+        b.iter(|| vt_enrich::json_check::check_json(black_box(RICH_DOCUMENT)).unwrap());
+    });
+    group.bench_function("raw_value/rich_8.8.8.8", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<&serde_json::value::RawValue>(black_box(RICH_DOCUMENT))
+                .unwrap()
+        });
+    });
+    group.finish();
+}
+
 /// Few, short samples keep `cargo bench` to a few minutes on a two-core machine.
 fn config() -> Criterion {
     Criterion::default()
@@ -214,6 +231,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = flatten_and_push, finish_batch, write_batches
+    targets = check_json, flatten_and_push, finish_batch, write_batches
 }
 criterion_main!(benches);

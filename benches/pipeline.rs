@@ -1,8 +1,9 @@
 //! The whole `enrich` command against the fake VirusTotal server on 127.0.0.1.
 //!
 //! Each iteration runs the release binary as a user would, over 2,000 public addresses, with
-//! `--profile unlimited --concurrency 64 --no-cache`, once with an instant server and once with
-//! 20 ms of server latency (ideal rate 64 / 0.020 s = 3,200 requests/s).
+//! `--profile unlimited --concurrency 64`: with an instant server and `--no-cache`, with an
+//! instant server and a new cache file each run, and with 20 ms of server latency and
+//! `--no-cache` (ideal rate 64 / 0.020 s = 3,200 requests/s).
 //!
 //! ```sh
 //! cargo build --release && cargo bench --bench pipeline
@@ -111,8 +112,15 @@ fn write_address_list(path: &Path) {
 }
 
 /// Returns the `enrich` command against `server`, with no user config, proxy or
-/// `VT_ENRICH_*` setting from the calling environment.
-fn enrich_command(binary: &Path, server: &FakeVt, input: &Path, output: &Path) -> Command {
+/// `VT_ENRICH_*` setting from the calling environment. With `cache`, the run uses that cache
+/// file (removed before each run by [`run_once`]), otherwise `--no-cache`.
+fn enrich_command(
+    binary: &Path,
+    server: &FakeVt,
+    input: &Path,
+    output: &Path,
+    cache: Option<&Path>,
+) -> Command {
     let mut command = Command::new(binary);
     for (name, _) in std::env::vars() {
         if name.starts_with("VT_ENRICH_") || name.to_ascii_lowercase().ends_with("_proxy") {
@@ -128,9 +136,21 @@ fn enrich_command(binary: &Path, server: &FakeVt, input: &Path, output: &Path) -
         .arg("-o")
         .arg(output)
         .args(["--api-url", &server.url()])
-        .args(["--profile", "unlimited", "--concurrency", CONCURRENCY])
-        .arg("--no-cache");
+        .args(["--profile", "unlimited", "--concurrency", CONCURRENCY]);
+    match cache {
+        Some(path) => command.arg("--cache").arg(path),
+        None => command.arg("--no-cache"),
+    };
     command
+}
+
+/// Removes a cache file and its WAL and shared-memory files, so every run starts empty.
+fn remove_cache(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
 }
 
 /// Runs one enrichment and panics with the program's output unless it succeeds.
@@ -157,15 +177,26 @@ fn enrich_end_to_end(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(ADDRESSES as u64));
 
-    for latency_ms in [0u64, 20] {
+    let cache = directory.path().join("cache.sqlite");
+    for (latency_ms, cached) in [(0u64, false), (0, true), (20, false)] {
         let mut config = FakeVtConfig::default().with_latency(Duration::from_millis(latency_ms));
         // Only counters are needed; request details would grow by one record per request.
         config.max_recorded_requests = 0;
         let server = FakeVt::start(config);
-        let mut command = enrich_command(&binary, &server, &input, &output);
+        let cache = cached.then_some(cache.as_path());
+        let mut command = enrich_command(&binary, &server, &input, &output, cache);
 
-        let id = format!("{ADDRESSES}_addresses_latency_{latency_ms}ms");
-        group.bench_function(id, |b| b.iter(|| run_once(&mut command)));
+        let suffix = if cached { "_new_cache" } else { "" };
+        let id = format!("{ADDRESSES}_addresses_latency_{latency_ms}ms{suffix}");
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                // A new cache file each run, so every address is a request.
+                if let Some(cache) = cache {
+                    remove_cache(cache);
+                }
+                run_once(&mut command)
+            })
+        });
 
         // Every request must have got 200, and the count must be a whole number of runs.
         let stats = server.stats();

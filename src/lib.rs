@@ -21,6 +21,7 @@ pub mod fetch;
 pub mod flatten;
 pub mod input;
 pub mod join;
+pub mod json_check;
 pub mod logging;
 pub mod model;
 pub mod output;

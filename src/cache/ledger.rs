@@ -191,6 +191,82 @@ impl Cache {
         Ok(reservation)
     }
 
+    /// Records up to `wanted` requests for `key` at `now` in one transaction, each checked
+    /// against the budgets as [`Cache::reserve_request`] checks one. Returns how many were
+    /// granted, and the outcome of the first that was not (or `Granted` when all were).
+    ///
+    /// The caller sends the granted requests itself, soon after `now`, and gives back those it
+    /// does not send with [`Cache::release_requests`]. Their send times stay in the per-minute
+    /// log at `now`, which can only delay other requests, never admit too many.
+    pub fn reserve_requests(
+        &self,
+        key: &KeyHash,
+        now: DateTime<Utc>,
+        limits: &Budgets,
+        wanted: u32,
+    ) -> Result<(u32, Reservation), CacheError> {
+        const OPERATION: &str = "reserve requests";
+        let path = &self.path;
+        let key_hash = key.as_str();
+        let (day, month) = periods(now);
+
+        let mut guard = self.lock();
+        let tx = guard
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .during(path, OPERATION)?;
+
+        let mut granted = 0;
+        let mut outcome = Reservation::Granted;
+        while granted < wanted {
+            outcome = decide(&tx, key_hash, now, limits, &day, &month).during(path, OPERATION)?;
+            if outcome != Reservation::Granted {
+                break;
+            }
+            record(&tx, key_hash, now, &day, &month).during(path, OPERATION)?;
+            granted += 1;
+        }
+
+        tx.commit().during(path, OPERATION)?;
+        Ok((granted, outcome))
+    }
+
+    /// Takes back `count` requests that [`Cache::reserve_requests`] granted at `reserved_at` but
+    /// that were never sent, from the day and month counts of `reserved_at`. Their send times
+    /// stay in the per-minute log, because removing entries would break the contiguous
+    /// sequence numbers that the window check relies on.
+    pub fn release_requests(
+        &self,
+        key: &KeyHash,
+        reserved_at: DateTime<Utc>,
+        count: u32,
+    ) -> Result<(), CacheError> {
+        const OPERATION: &str = "release requests";
+        let path = &self.path;
+        let (day, month) = periods(reserved_at);
+
+        let mut guard = self.lock();
+        let tx = guard
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .during(path, OPERATION)?;
+        {
+            let mut decrement = tx
+                .prepare_cached(
+                    "UPDATE ledger_counts SET requests = MAX(requests - ?3, 0) \
+                     WHERE key_hash = ?1 AND period = ?2",
+                )
+                .during(path, OPERATION)?;
+            for period in [&day, &month] {
+                decrement
+                    .execute((key.as_str(), period, i64::from(count)))
+                    .during(path, OPERATION)?;
+            }
+        }
+        tx.commit().during(path, OPERATION)?;
+        Ok(())
+    }
+
     /// Returns the requests recorded for `key` in the UTC day and month of `now` and in the
     /// 60 seconds before it.
     pub fn usage(&self, key: &KeyHash, now: DateTime<Utc>) -> Result<Usage, CacheError> {

@@ -13,8 +13,10 @@
 //! Pages of relationship lists are stored the same way, keyed by the request that fetched them
 //! (see [`Cache::get_page`]).
 //!
-//! The fetch stage calls [`Cache::get`] before a lookup, [`Cache::reserve_request`] before every
-//! request (retries included) and [`Cache::put`] after each answer. `vt-enrich cache` calls
+//! The fetch stage calls [`Cache::get`] before a lookup, [`Cache::reserve_requests`] for a
+//! block of requests (retries included; one at a time under a per-minute quota), and
+//! [`Cache::prepare_answer`] then [`Cache::put_prepared`] for answers, which its committer thread
+//! stores many to a transaction. `vt-enrich cache` calls
 //! [`Cache::stats`], [`Cache::export`] and [`Cache::prune`].
 //!
 //! Durability: the file runs in WAL mode with `synchronous=NORMAL`. When a call returns, its
@@ -51,7 +53,7 @@ use rusqlite::Connection;
 pub use error::CacheError;
 pub use ledger::{Budgets, KeyHash, Reservation, Usage};
 pub use pages::{CachedPage, PageForm, PageKey};
-pub use store::{CacheStats, KeyUsage};
+pub use store::{BodyCheck, CacheStats, KeyUsage, PreparedAnswer};
 
 use error::SqliteResultExt;
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tracing::{debug, error};
 
-use crate::cache::{Cache, CachedAnswer, CachedStatus};
+use super::group_commit::GroupCommit;
+use crate::cache::{BodyCheck, Cache, CachedAnswer, CachedStatus};
 use crate::clock;
 use crate::model::{AnswerSource, Lookup, Status};
 
@@ -18,15 +19,26 @@ pub struct CacheLayer {
     /// real API's.
     api_url: String,
     max_age: Duration,
+    /// Commits answers in batches; `None` when its thread could not start, and then each
+    /// answer is committed in its own transaction.
+    committer: Option<GroupCommit>,
 }
 
 impl CacheLayer {
     /// Wraps an open cache for the API at `api_url`.
     pub fn new(cache: Arc<Cache>, api_url: String, max_age: Duration) -> CacheLayer {
+        let committer = match GroupCommit::start(cache.clone(), api_url.clone()) {
+            Ok(committer) => Some(committer),
+            Err(err) => {
+                error!(error = %err, "cannot start the cache committer thread; committing each answer alone");
+                None
+            }
+        };
         CacheLayer {
             cache,
             api_url,
             max_age,
+            committer,
         }
     }
 
@@ -71,22 +83,42 @@ impl CacheLayer {
         Some(lookup_from(ip, answer))
     }
 
-    /// Commits a final answer (`ok` or `not_found`) to the cache. Other statuses are not
-    /// final and are never stored, so the next run asks again.
+    /// Commits a final answer (`ok` or `not_found`) to the cache, and returns once it is
+    /// committed. Other statuses are not final and are never stored, so the next run asks again.
+    ///
+    /// `lookup` comes from the fetch stage, which accepts a 200 body only after
+    /// [`check_json`](crate::json_check::check_json), so the body is not parsed again here.
     pub async fn put(&self, lookup: &Lookup, ip: &IpAddr) {
         let Some(answer) = answer_from(lookup) else {
             return;
         };
-        let (cache, api_url, address) = (self.cache.clone(), self.api_url.clone(), *ip);
-        let stored =
-            tokio::task::spawn_blocking(move || cache.put(&api_url, &address, &answer)).await;
 
-        match stored {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                error!(%ip, error = %err, "cache write failed; the answer is written to the output but will be fetched again next run")
+        // Compression runs on the blocking pool, in parallel; only the commit is serialized.
+        let (cache, address) = (self.cache.clone(), *ip);
+        let prepared = tokio::task::spawn_blocking(move || {
+            cache.prepare_answer(&address, &answer, BodyCheck::AlreadyChecked)
+        })
+        .await;
+        let prepared = match prepared {
+            Ok(Ok(prepared)) => prepared,
+            Ok(Err(err)) => return log_put_failure(ip, &err.to_string()),
+            Err(err) => return log_put_failure(ip, &err.to_string()),
+        };
+
+        let stored = match &self.committer {
+            Some(committer) => committer.commit(prepared).await,
+            None => {
+                let (cache, api_url) = (self.cache.clone(), self.api_url.clone());
+                tokio::task::spawn_blocking(move || {
+                    cache.put_prepared(&api_url, std::slice::from_ref(&prepared))
+                })
+                .await
+                .map_err(|err| err.to_string())
+                .and_then(|stored| stored.map_err(|err| err.to_string()))
             }
-            Err(err) => error!(%ip, error = %err, "cache write task failed"),
+        };
+        if let Err(err) = stored {
+            log_put_failure(ip, &err);
         }
     }
 
@@ -101,6 +133,10 @@ impl CacheLayer {
         ));
         lookup
     }
+}
+
+fn log_put_failure(ip: &IpAddr, error: &str) {
+    error!(%ip, %error, "cache write failed; the answer is written to the output but will be fetched again next run");
 }
 
 fn lookup_from(ip: &IpAddr, answer: CachedAnswer) -> Lookup {

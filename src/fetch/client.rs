@@ -242,7 +242,7 @@ fn decode_body(raw: &[u8], encoding: Option<&HeaderValue>, cap: usize) -> Result
 
 fn parsed_success(status: u16, body: Vec<u8>) -> Attempt {
     // A 200 whose body is cut short or is not JSON is a transport fault, retried like a reset.
-    match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+    match crate::json_check::check_json(&body) {
         Ok(_) => Attempt::Success { body },
         Err(err) => Attempt::Transport {
             kind: TransportKind::InvalidBody,

@@ -7,6 +7,8 @@
 
 pub mod cached;
 pub mod client;
+pub mod group_commit;
+pub mod lease;
 pub mod pacing;
 pub mod quota;
 pub mod retry;

@@ -9,6 +9,7 @@
 //! Rows come out in input order: the lookup window runs up to `window` lookups at once but
 //! yields them in the order they went in, so two runs over the same input write the same file.
 
+mod saved_flatten;
 pub mod sink;
 
 use std::net::IpAddr;
@@ -440,13 +441,7 @@ pub async fn flatten_saved(
         let index =
             SavedIndex::open(path).with_context(|| format!("cannot read `{}`", path.display()))?;
         ignored += index.stats.ignored;
-        for ip in index.addresses() {
-            let record = flatten::flatten(index.lookup(ip));
-            tally.record(record.status, record.source);
-            if rows.send(record).await.is_err() {
-                break;
-            }
-        }
+        saved_flatten::flatten_index(index, &rows, &tally).await?;
     }
     drop(rows);
     sink.close(true).await.context("cannot write the output")?;
