@@ -43,31 +43,53 @@ impl Watchdog {
     }
 }
 
-/// Waits for `child` with `wait4` and returns its exit status and peak resident memory in
-/// KiB, which `std::process` does not report. Kills the child after `timeout`.
+/// Waits for `child` and returns its exit status and peak resident memory in KiB, which
+/// `std::process` does not report. Kills the child after `timeout`.
+///
+/// The peak is the largest `VmHWM` of `/proc/PID/status` seen while polling every 5 ms.
+/// `wait4`'s `ru_maxrss` cannot be used: the child is spawned with vfork semantics, and at exec
+/// Linux keeps the high-water mark of the memory it shared with the test process, so the figure
+/// would include whatever the other tests of this process hold.
 pub fn wait_with_peak_memory(child: &Child, timeout: Duration) -> (ExitStatus, i64) {
     use std::os::unix::process::ExitStatusExt;
 
     let pid = child.id();
     let watchdog = Watchdog::new(pid, timeout);
     let mut status = 0;
-    // SAFETY: `rusage` is plain data that `wait4` fills in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is this test's own child, not yet waited for, and both pointers are valid
-    // for the call. Reaping it here means `child.wait()` must not be called afterwards.
-    let waited = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    let mut peak_kib = 0;
+    let waited = loop {
+        if let Some(kib) = high_water_kib(pid) {
+            peak_kib = peak_kib.max(kib);
+        }
+        // SAFETY: `pid` is this test's own child, not yet waited for, and `status` is valid
+        // for the call. Reaping it here means `child.wait()` must not be called afterwards.
+        let waited = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+        if waited != 0 {
+            break waited;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let killed = watchdog.disarm();
     assert_eq!(
         waited,
         pid as libc::pid_t,
-        "wait4: {}",
+        "waitpid: {}",
         std::io::Error::last_os_error()
     );
     assert!(
         !killed,
         "the child ran longer than {timeout:?} and was killed"
     );
-    (ExitStatus::from_raw(status), usage.ru_maxrss)
+    (ExitStatus::from_raw(status), peak_kib)
+}
+
+/// Returns the `VmHWM` line of `/proc/PID/status` in KiB, or `None` once the process is gone.
+fn high_water_kib(pid: u32) -> Option<i64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Waits for `child` to exit, killing it after `timeout`.
