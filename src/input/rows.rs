@@ -2,8 +2,8 @@
 //! each IP cell.
 //!
 //! The first pass ([`super::read_inputs`]) decides the delimiter and the IP columns and records
-//! them in a [`TableLayout`]; this pass reads the same records again with that layout, so the two
-//! passes agree on every row without holding the file in memory.
+//! them in a [`TableLayout`]. This pass reads the same records again with that layout. The two
+//! passes thus agree on every row without holding the file in memory.
 
 use std::path::Path;
 
@@ -14,7 +14,7 @@ use super::lines::{LineLimit, MAX_CSV_LINE_BYTES, OverlongLog};
 use super::sink::{Flow, MAX_RAW_CHARS, truncate_chars};
 use super::{InputError, InputOptions, open_source, read_as_text};
 
-/// How the first pass read one CSV input.
+/// Layout of one CSV input as the first pass read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableLayout {
     pub delimiter: u8,
@@ -40,7 +40,7 @@ pub fn lookup_key(cell: &str) -> Option<String> {
     }
 }
 
-/// How the first pass will read an input, as far as its first lines tell.
+/// Shape of an input as the first pass will read it, judged from its first lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputShape {
     /// A CSV or TSV table with a header row.

@@ -49,7 +49,7 @@ pub struct Spool {
     thread: JoinHandle<Result<Spooled, anyhow::Error>>,
 }
 
-/// What the first pass leaves for the second.
+/// Output of the first pass, read by the second.
 pub struct Spooled {
     pub store: AnswerStore,
     /// The engines table, complete but not yet moved into place.
