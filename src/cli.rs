@@ -69,7 +69,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Look up every address of the input and write one row per distinct address.
+    /// Look up every address of the input and write one row per distinct address (or, with
+    /// --join, every input row with its answers).
     #[command(after_help = enrich_after_help())]
     Enrich(Box<EnrichArgs>),
 

@@ -273,7 +273,9 @@ fn report_error(err: &anyhow::Error) -> ExitStatus {
 }
 
 fn classify_error(err: &anyhow::Error) -> ExitStatus {
-    if err.downcast_ref::<ConfigError>().is_some() {
+    if err.downcast_ref::<ConfigError>().is_some()
+        || err.downcast_ref::<crate::input::InputError>().is_some()
+    {
         return ExitStatus::Usage;
     }
     if let Some(run) = err.downcast_ref::<RunError>() {

@@ -75,9 +75,11 @@ pub fn read_rows(
 ) -> Result<(), InputError> {
     let opened = open_source(path, opts)?;
     let context = opened.context;
+    let leading_lines = opened.sample.leading_lines;
     let stream = opened.sample.replay_without_leading(opened.stream);
     // The same limit as the first pass, which reported the dropped lines.
-    let stream = LineLimit::new(stream, MAX_CSV_LINE_BYTES, OverlongLog::default());
+    let overlong = OverlongLog::default();
+    let stream = LineLimit::new(stream, MAX_CSV_LINE_BYTES, overlong.clone());
     let mut reader = ReaderBuilder::new()
         .delimiter(layout.delimiter)
         .has_headers(false)
@@ -90,6 +92,7 @@ pub fn read_rows(
         let found = reader
             .read_byte_record(&mut record)
             .map_err(|error| context.csv_error(error))?;
+        report_overlong(&overlong, &context.name, leading_lines);
         if !found {
             return Ok(());
         }
@@ -99,6 +102,19 @@ pub fn read_rows(
         if visit(&record) == Flow::Stop {
             return Ok(());
         }
+    }
+}
+
+/// Logs each line the limit dropped since the last call: it has no row in the joined output.
+/// `leading_lines` are the blank and comment lines before the header, which the limit did not
+/// see.
+fn report_overlong(overlong: &OverlongLog, file: &str, leading_lines: u64) {
+    for dropped in overlong.borrow_mut().drain(..) {
+        tracing::warn!(
+            "{file}:{}: line of {} bytes is longer than the {MAX_CSV_LINE_BYTES}-byte limit of one CSV row; it is left out of the joined output",
+            dropped.line + leading_lines,
+            dropped.length
+        );
     }
 }
 

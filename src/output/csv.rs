@@ -57,9 +57,19 @@ fn cell_format(data_type: &DataType) -> Option<CellFormat> {
     }
 }
 
-/// Returns whether a text cell needs [`FORMULA_PREFIX`].
+/// Returns whether a text cell needs [`FORMULA_PREFIX`]. A cell that is one plain number
+/// (`-1`, `+3.5`) is left alone: a spreadsheet reads it as that number and runs nothing, and
+/// joined input cells such as byte deltas must come back unchanged.
 fn looks_like_formula(text: &str) -> bool {
-    text.starts_with(FORMULA_TRIGGERS)
+    text.starts_with(FORMULA_TRIGGERS) && !is_plain_number(text)
+}
+
+/// Returns whether `text` is a sign followed by digits, with at most one decimal point.
+fn is_plain_number(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+    !whole.is_empty() && all_digits(whole) && all_digits(fraction)
 }
 
 enum Destination {
@@ -272,6 +282,21 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn plain_numbers_are_not_escaped_but_formulas_are() {
+        for number in ["-1", "+3", "-2.5", "-0", "42"] {
+            assert!(!looks_like_formula(number), "{number}");
+        }
+        for formula in ["-1+1", "=1", "-", "-.5", "@SUM(A1)", "-1e3", "-2-3"] {
+            assert_eq!(
+                looks_like_formula(formula),
+                formula.starts_with(FORMULA_TRIGGERS),
+                "{formula}"
+            );
+        }
+        assert!(looks_like_formula("-1+cmd|' /C calc'!A0"));
+    }
+
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("whois", DataType::Utf8, true),
@@ -338,6 +363,7 @@ mod tests {
             Some("=1+1"),
             Some("+1"),
             Some("-2"),
+            Some("-2+3"),
             Some("@SUM(A1)"),
             Some("\tx"),
             Some("a=b"),
@@ -348,7 +374,11 @@ mod tests {
             .records()
             .map(|r| r.unwrap()[0].to_string())
             .collect();
-        assert_eq!(whois, ["'=1+1", "'+1", "'-2", "'@SUM(A1)", "'\tx", "a=b"]);
+        // Plain numbers are numbers to a spreadsheet too, and are left alone.
+        assert_eq!(
+            whois,
+            ["'=1+1", "+1", "-2", "'-2+3", "'@SUM(A1)", "'\tx", "a=b"]
+        );
         let reputation: Vec<String> = csv::Reader::from_reader(text.as_bytes())
             .records()
             .map(|r| r.unwrap()[1].to_string())

@@ -184,6 +184,7 @@ pub async fn enrich(run: EnrichRun, halt: CancellationToken) -> anyhow::Result<R
                  rerun the same command to finish (answers already fetched are in the cache)"
             );
             output_written = false;
+            rows_written = 0;
         }
     }
 
@@ -219,6 +220,12 @@ async fn write_joined(
     let Some(layout) = stats.tables.first().cloned() else {
         anyhow::bail!("--join found no CSV table in the input, so there is nothing to join");
     };
+    if layout.columns.is_empty() {
+        warn!(
+            "no IP column could be chosen in an input without data rows, so the joined output has only the input's columns; \
+             pass --column NAME so that it has the same columns on every run"
+        );
+    }
     let path = input
         .paths
         .first()

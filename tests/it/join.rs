@@ -239,11 +239,11 @@ fn a_firewall_export_comes_back_whole_with_answers_beside_each_address() {
 fn stdin_is_joined_like_the_same_file() {
     let server = FakeVt::start(FakeVtConfig::default());
     let dir = tempfile::tempdir().unwrap();
-    let text = "when,client,server\n\
-                t1,10.0.0.1,45.62.0.1\n\
-                t2,45.62.0.2,\n\
-                t3,10.0.0.1,45.62.0.1:443\n\
-                t4,,not-an-ip\n";
+    let text = "when,client,server,delta\n\
+                t1,10.0.0.1,45.62.0.1,-5\n\
+                t2,45.62.0.2,,+2.5\n\
+                t3,10.0.0.1,45.62.0.1:443,=1+1\n\
+                t4,,not-an-ip,0\n";
     let input = dir.path().join("small.csv");
     std::fs::write(&input, text).unwrap();
     let cache = dir.path().join("cache.sqlite");
@@ -292,6 +292,9 @@ fn stdin_is_joined_like_the_same_file() {
             }
         }
     }
+    // Plain numbers come back as read; a formula gets the CSV formula escape.
+    let delta: Vec<&str> = file_rows.iter().map(|row| row[3].as_str()).collect();
+    assert_eq!(delta, ["-5", "+2.5", "'=1+1", "0"]);
     let server_status = csv_column(&(file_header.clone(), file_rows.clone()), "server_status");
     assert_eq!(
         server_status,
@@ -322,6 +325,12 @@ fn join_refuses_a_plain_list_and_several_inputs_before_any_request() {
     let output = run(enrich_command(&server, &list, &out, &cache, 2).args(["--join", "--extract"]));
     assert_exit(&output, 2);
     assert!(String::from_utf8_lossy(&output.stderr).contains("--extract"));
+
+    let binary = dir.path().join("capture.csv");
+    std::fs::write(&binary, b"ip,x\n\x00\x01\x02\xff\xfe,1\n").unwrap();
+    let output = run(enrich_command(&server, &binary, &out, &cache, 2).arg("--join"));
+    assert_exit(&output, 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not text"));
 
     assert_eq!(server.stats().total_requests, 0);
     assert!(!out.exists());
