@@ -209,36 +209,4 @@ impl Cache {
         }
         Ok(())
     }
-
-    /// Deletes the pages fetched `older_than` or longer before `now`, in batches of
-    /// `batch_rows`, and returns how many were deleted. Called by [`Cache::prune`].
-    pub(crate) fn prune_pages(
-        &self,
-        older_than: Duration,
-        now: DateTime<Utc>,
-        batch_rows: i64,
-    ) -> Result<u64, CacheError> {
-        const OPERATION: &str = "prune relationship pages";
-        let cutoff = micros_before(now, older_than);
-        let mut deleted: u64 = 0;
-        loop {
-            let mut guard = self.lock();
-            let tx = guard
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .during(&self.path, OPERATION)?;
-            let batch = tx
-                .prepare_cached(
-                    "DELETE FROM relationship_pages WHERE id IN \
-                     (SELECT id FROM relationship_pages WHERE fetched_at <= ?1 LIMIT ?2)",
-                )
-                .and_then(|mut statement| statement.execute((cutoff, batch_rows)))
-                .during(&self.path, OPERATION)?;
-            tx.commit().during(&self.path, OPERATION)?;
-            deleted += batch as u64;
-            if (batch as i64) < batch_rows {
-                return Ok(deleted);
-            }
-        }
-    }
 }

@@ -350,34 +350,50 @@ impl Cache {
     ///
     /// Deletes in batches of short transactions, so concurrent runs keep working meanwhile.
     pub fn prune(&self, older_than: Duration, now: DateTime<Utc>) -> Result<u64, CacheError> {
-        const OPERATION: &str = "prune";
         let cutoff = micros_before(now, older_than);
+        let mut deleted = self.delete_older("answers", cutoff, PRUNE_BATCH_ROWS, "prune")?;
+        deleted += self.delete_older(
+            "relationship_pages",
+            cutoff,
+            PRUNE_BATCH_ROWS,
+            "prune relationship pages",
+        )?;
 
+        self.vacuum_free_pages()?;
+        tracing::info!(path = %self.path.display(), deleted, "pruned cache");
+        Ok(deleted)
+    }
+
+    /// Deletes the rows of `table` fetched at or before `cutoff` (µs since the epoch), in
+    /// transactions of at most `batch_rows` rows so concurrent runs keep working meanwhile.
+    /// Returns the number of rows deleted. `table` is one of this module's table names.
+    pub(super) fn delete_older(
+        &self,
+        table: &'static str,
+        cutoff: i64,
+        batch_rows: i64,
+        operation: &'static str,
+    ) -> Result<u64, CacheError> {
+        let sql = format!(
+            "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE fetched_at <= ?1 LIMIT ?2)"
+        );
         let mut deleted: u64 = 0;
         loop {
             let mut guard = self.lock();
             let tx = guard
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
-                .during(&self.path, OPERATION)?;
+                .during(&self.path, operation)?;
             let batch = tx
-                .prepare_cached(
-                    "DELETE FROM answers WHERE id IN \
-                     (SELECT id FROM answers WHERE fetched_at <= ?1 LIMIT ?2)",
-                )
-                .and_then(|mut statement| statement.execute((cutoff, PRUNE_BATCH_ROWS)))
-                .during(&self.path, OPERATION)?;
-            tx.commit().during(&self.path, OPERATION)?;
+                .prepare_cached(&sql)
+                .and_then(|mut statement| statement.execute((cutoff, batch_rows)))
+                .during(&self.path, operation)?;
+            tx.commit().during(&self.path, operation)?;
             deleted += batch as u64;
-            if (batch as i64) < PRUNE_BATCH_ROWS {
-                break;
+            if (batch as i64) < batch_rows {
+                return Ok(deleted);
             }
         }
-        deleted += self.prune_pages(older_than, now, PRUNE_BATCH_ROWS)?;
-
-        self.vacuum_free_pages()?;
-        tracing::info!(path = %self.path.display(), deleted, "pruned cache");
-        Ok(deleted)
     }
 
     /// Returns free pages to the file system a batch at a time, then truncates the WAL.
