@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::{CacheError, SqliteResultExt};
-use super::store::{ZSTD_LEVEL, normalize_root, root_id};
+use super::store::{ZSTD_LEVEL, existing_root_id, normalize_root, root_id};
 use super::{Cache, Connected, from_micros, micros_before, to_micros};
 
 /// Times are Unix time in microseconds (UTC), as in the rest of the file.
@@ -103,13 +103,10 @@ impl Cache {
             let mut guard = self.lock();
             let Connected { conn, root_ids } = &mut *guard;
             let Some(root_id) =
-                root_id(conn, root_ids, url, false).during(&self.path, OPERATION)?
+                existing_root_id(conn, root_ids, url).during(&self.path, OPERATION)?
             else {
                 return Ok(None);
             };
-            if !root_ids.contains_key(url) {
-                root_ids.insert(url.to_owned(), root_id);
-            }
             conn.prepare_cached(
                 "SELECT body, fetched_at FROM relationship_pages \
                  WHERE root_id = ?1 AND ip = ?2 AND relationship = ?3 AND form = ?4 \

@@ -117,6 +117,22 @@ pub(super) fn root_id(
         .optional()
 }
 
+/// Returns the id of an API root already in the file, without adding it, and remembers it in
+/// `known` so later reads skip the query.
+pub(super) fn existing_root_id(
+    conn: &Connection,
+    known: &mut HashMap<String, i64>,
+    url: &str,
+) -> rusqlite::Result<Option<i64>> {
+    let id = root_id(conn, known, url, false)?;
+    if let Some(id) = id
+        && !known.contains_key(url)
+    {
+        known.insert(url.to_owned(), id);
+    }
+    Ok(id)
+}
+
 /// zstd contexts kept for reuse. Creating a context per body allocated and cleared several
 /// megabytes each time, about 4 % of a cached run's CPU time in a `perf record` profile. A
 /// context per blocking thread instead raised peak RSS by about 100 MB, because the blocking
@@ -173,13 +189,10 @@ impl Cache {
             let mut guard = self.lock();
             let Connected { conn, root_ids } = &mut *guard;
             let Some(root_id) =
-                root_id(conn, root_ids, url, false).during(&self.path, OPERATION)?
+                existing_root_id(conn, root_ids, url).during(&self.path, OPERATION)?
             else {
                 return Ok(None);
             };
-            if !root_ids.contains_key(url) {
-                root_ids.insert(url.to_owned(), root_id);
-            }
             conn.prepare_cached(
                 "SELECT status, body, error_code, error_message, fetched_at FROM answers \
                      WHERE root_id = ?1 AND ip = ?2 AND fetched_at > ?3",

@@ -129,7 +129,7 @@ pub struct InputStats {
     pub ragged_rows: u64,
     /// Names of the CSV columns read, across all inputs, in the order first chosen.
     pub columns_used: Vec<String>,
-    /// How each CSV input was read, in input order; plain lists have none.
+    /// Layout of each CSV input as it was read, in input order. Plain lists have none.
     pub tables: Vec<TableLayout>,
 }
 

@@ -22,7 +22,7 @@ pub struct TableLayout {
     pub header: Vec<String>,
     /// Indices of the IP columns, in the order chosen.
     pub columns: Vec<usize>,
-    /// The file has no header row: its first row holds addresses and is data.
+    /// Whether the file has no header row, because its first row contains addresses.
     pub header_is_data: bool,
 }
 
@@ -64,7 +64,7 @@ pub fn input_shape(path: &Path, opts: &InputOptions) -> Result<InputShape, Input
 }
 
 /// Reads every data record of the CSV input at `path` with the layout of the first pass and
-/// calls `visit` with each, in order; stops early when `visit` returns [`Flow::Stop`].
+/// calls `visit` with each, in order. Stops early when `visit` returns [`Flow::Stop`].
 ///
 /// Cells are passed as read, untrimmed, so a joined output can keep them byte for byte.
 pub fn read_rows(

@@ -173,7 +173,7 @@ fn engines_only(record: &FlatRecord, engines: Vec<flatten::EngineResult>) -> Fla
     }
 }
 
-/// What the second pass wrote.
+/// Counts of the second pass.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct JoinStats {
     /// Input rows written, each with its enrichment.
@@ -184,7 +184,7 @@ pub struct JoinStats {
 }
 
 /// Reads the input at `path` again with the first pass's `layout` and writes every row with
-/// the enrichment of its IP columns, plus the engines table when `output` asks for one.
+/// the enrichment of its IP columns, plus the engines table when `output` has one.
 ///
 /// Blocking: run it off the async runtime. The files appear under their final names only
 /// when everything was written.
@@ -322,8 +322,8 @@ impl<'a> JoinBatch<'a> {
 
     /// Returns the enrichment arrays of IP column `column` for every row of the batch.
     ///
-    /// Each distinct value of the batch is read once into a small table, and every row then
-    /// takes its value's row of it; a blank cell takes nulls.
+    /// Each distinct value of the batch is read once into a small table. Every row then takes
+    /// its value's row of that table, and a blank cell takes nulls.
     fn enrichment(
         &mut self,
         rows: &[ByteRecord],

@@ -103,7 +103,7 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     #[test]
-    fn rows_come_back_as_stored() {
+    fn store_returns_rows_as_stored() {
         let mut store = AnswerStore::create().unwrap();
         let body = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -120,7 +120,8 @@ mod tests {
             source: Some(AnswerSource::Cache),
             body: Some(body),
         });
-        assert!(ok.attributes.asn.is_some() && !ok.engines.is_empty());
+        assert!(ok.attributes.asn.is_some());
+        assert!(!ok.engines.is_empty());
         let invalid = flatten(Lookup {
             ip: "010.1.1.1".to_string(),
             ip_version: None,

@@ -80,7 +80,7 @@ fn write_export(dir: &Path) -> Export {
     Export { path, rows, public }
 }
 
-/// Returns the canonical text of a cell that holds one public address.
+/// Returns the canonical text of a cell that contains one public address.
 fn canonical_public(cell: &str) -> Option<String> {
     let trimmed = cell.trim();
     let host = match trimmed.strip_prefix('[') {
@@ -148,8 +148,8 @@ fn check_joined(export: &Export, columns: &dyn Fn(&str) -> Vec<Option<String>>) 
     }
 }
 
-/// Reads a CSV file back with the csv crate into named columns of optional text; empty
-/// cells are `None` except in the input's own columns, where they are empty text.
+/// Reads a CSV file back with the csv crate into named columns of optional text. Empty cells
+/// are `None`, except in the input's own columns, where they are empty text.
 fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut reader = csv::Reader::from_path(path).unwrap();
     let header = reader
@@ -181,7 +181,7 @@ fn csv_column(table: &(Vec<String>, Vec<Vec<String>>), name: &str) -> Vec<Option
 }
 
 #[test]
-fn a_firewall_export_comes_back_whole_with_answers_beside_each_address() {
+fn join_keeps_every_firewall_row_with_answers() {
     let server = FakeVt::start(FakeVtConfig::default());
     let dir = tempfile::tempdir().unwrap();
     let export = write_export(dir.path());
@@ -236,7 +236,7 @@ fn a_firewall_export_comes_back_whole_with_answers_beside_each_address() {
 }
 
 #[test]
-fn stdin_is_joined_like_the_same_file() {
+fn join_from_stdin_matches_file() {
     let server = FakeVt::start(FakeVtConfig::default());
     let dir = tempfile::tempdir().unwrap();
     let text = "when,client,server,delta\n\
@@ -303,7 +303,7 @@ fn stdin_is_joined_like_the_same_file() {
 }
 
 #[test]
-fn join_refuses_a_plain_list_and_several_inputs_before_any_request() {
+fn join_rejects_unusable_inputs_before_requests() {
     let server = FakeVt::start(FakeVtConfig::default());
     let dir = tempfile::tempdir().unwrap();
     let list = support::write_list(&dir.path().join("ips.txt"), &support::public_ips(63, 3));
